@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m alignkit demo
+	$(BIN)/alignkit demo
 
 # sync check (alignkit/ must equal what nbdev-export makes of nbs/) + notebooks (slow cells included) + pytest
 test: setup sync-check
@@ -42,7 +42,7 @@ docs: setup
 	$(BIN)/python tools/build_docs.py
 
 bench: setup
-	$(BIN)/python -m alignkit.bench
+	$(BIN)/python tools/bench.py $(ONLY)
 
 lab: setup
 	$(BIN)/jupyter lab
