@@ -41,6 +41,11 @@ sync-check: setup
 docs: setup
 	$(BIN)/python tools/build_docs.py
 
+# README.md from nbs/index.ipynb (nbdev-readme needs Quarto; this is the same on every machine)
+.PHONY: readme
+readme: setup
+	$(BIN)/python tools/build_docs.py --readme
+
 bench: setup
 	$(BIN)/python tools/bench.py $(ONLY)
 
