@@ -107,7 +107,8 @@ def broken(draw, strict_minority=True):
     idx = draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=most))
     bad, expected = copy.deepcopy(rows), {}
     for i in sorted(idx):
-        options = corruptions(kind, fmt, bad[i])
+        # dropping the same field from every row can leave another valid shape (no 'prompt': implicit-prompt preference)
+        options = [o for o in corruptions(kind, fmt, bad[i]) if strict_minority or not o[0].startswith("drop")]
         desc, breakit, field = draw(st.sampled_from(options))
         breakit(bad[i])
         expected[i] = field
@@ -132,7 +133,7 @@ def test_bad_rows_are_all_named(case, give_kind):
 @SETTINGS
 @given(broken(strict_minority=False), st.booleans())
 def test_any_breakage_raises(case, give_kind):
-    "Even when most rows are broken (so the majority's columns and format are themselves wrong), nothing loads."
+    "Even when most rows are broken (so the majority's columns or format are themselves wrong), nothing loads."
     kind, rows, _ = case
     with pytest.raises(DataError):
         load_data(rows, kind=kind if give_kind else None)

@@ -3,7 +3,7 @@
 - README.md must equal what the generator makes of nbs/index.ipynb, so it cannot drift (`make readme` fixes it).
 - The site (mkdocs-material + mkdocs-jupyter where Quarto is missing) has index.html plus one page per notebook,
   a plotly figure div for every stored plotly output, plotly.js once, no hidden cells, no `#|` directive lines,
-  and leaves nbs/ untouched. A synthetic notebook rides along so every rule is checked even before the real
+  and leaves the notebooks it reads untouched. A synthetic notebook rides along so every rule is checked even before the real
   notebooks have figures. The browser test proves Chromium draws the figure offline.
 """
 import hashlib, importlib.util, json, re, shutil, subprocess
@@ -82,10 +82,10 @@ def site(tmp_path_factory):
     nbs = tmp_path_factory.mktemp("nbs")
     for p in bd.notebooks(NBS): shutil.copy2(p, nbs / p.name)
     (nbs / PROBE).write_text(json.dumps(_probe_nb()))
-    before = _digest(NBS)
+    before = _digest(nbs)
     out = tmp_path_factory.mktemp("site")
     info = bd.build_site(nbs, out, quiet=True)
-    assert _digest(NBS) == before, "building the site changed nbs/"
+    assert _digest(nbs) == before, "building the site wrote to the notebooks it was given"
     return out, nbs, info
 
 def test_site_has_a_page_per_notebook(site):

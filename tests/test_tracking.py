@@ -1,7 +1,7 @@
 """Property tests for the run log (alignkit.tracking): torn lines, a writer in another process, NaN round trips.
 
 What the notebook cannot express: many random logs, torn at random bytes, and two processes at once."""
-import json, math, subprocess, sys, textwrap, time, warnings
+import json, math, os, subprocess, sys, textwrap, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +154,42 @@ def test_corrupt_line_in_the_middle_is_skipped_with_its_line_number(tmp_path):
     assert [r["step"] for r in recs] == [0, 1]
     msgs = [str(x.message) for x in w]
     assert any("line 2" in m for m in msgs) and any("line 3" in m for m in msgs)
+
+
+DDP_SCRIPT = textwrap.dedent("""
+    import os, sys
+    from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, default_data_collator
+    from transformers.utils import logging as hf_logging
+    from alignkit.models import load_model
+    from alignkit.tracking import RunLogCallback
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
+    run = sys.argv[1]
+    model, tok = load_model("tiny-llama", seed=0, quant="fp32")
+    enc = tok(["The cat sat on the mat.", "one two three four"] * 32, padding="max_length", max_length=16, return_tensors="pt")
+    data = [{"input_ids": i, "attention_mask": a, "labels": i} for i, a in zip(enc.input_ids, enc.attention_mask)]
+    cb = RunLogCallback(run)
+    class PressStop(TrainerCallback):  # only rank 0 presses Stop, as a dashboard in rank 0's process would
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3 and state.is_world_process_zero: cb.request_stop()
+    args = TrainingArguments(output_dir=run, max_steps=200, per_device_train_batch_size=4, logging_steps=1,
+                             save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)
+    t = Trainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator, callbacks=[PressStop(), cb])
+    t.remove_callback(PrinterCallback)
+    t.train()
+    print(f"rank {os.environ['RANK']} stopped at step {t.state.global_step}", flush=True)
+""")
+
+@pytest.mark.slow
+def test_distributed_stop_on_rank0_stops_every_rank_and_only_rank0_writes(tmp_path):
+    "Two gloo processes (torchrun): Stop pressed on rank 0 stops both at the same step (no hang); one writer."
+    script, run = tmp_path/"train.py", tmp_path/"run"
+    script.write_text(DDP_SCRIPT)
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(run)],
+                         capture_output=True, text=True, timeout=240, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(l for l in out.stdout.splitlines() if l.startswith("rank")) == ["rank 0 stopped at step 3", "rank 1 stopped at step 3"]
+    log = RunLog(run)
+    assert [r["type"] for r in log.records].count("config") == 1  # rank 1 wrote nothing
+    assert list(log.metrics.step) == [1, 2, 3] and len([r for r in log.records if r["type"] == "metric"]) == 4  # 3 steps + the summary
+    assert list(log.events.event) == ["start", "stop", "checkpoint"]
+    assert (run/"checkpoint-3").is_dir()

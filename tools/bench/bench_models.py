@@ -4,12 +4,11 @@ import os, statistics, subprocess, sys, tempfile, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ALIGNKIT_QUIET", "1")
 
-def import_time(stmt, n=5):
-    "Median wall time of a fresh interpreter running `stmt`, minus that of an empty one."
-    def once(s):
-        t = time.perf_counter(); subprocess.run([sys.executable, "-c", s], check=True); return time.perf_counter() - t
-    base = statistics.median(once("pass") for _ in range(n))
-    return statistics.median(once(stmt) for _ in range(n)) - base
+def import_time(module, n=5):
+    "Median seconds that `import module` takes inside a fresh interpreter."
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout) for _ in range(n)]
+    return statistics.median(runs)
 
 def timed_load(**kw):
     from alignkit.models import load_model
@@ -18,8 +17,8 @@ def timed_load(**kw):
     return dt
 
 def main():
-    ak, torch_t = import_time("import alignkit"), import_time("import torch")
-    print(f"import/alignkit_vs_torch: {ak/torch_t:.3f} (goal < 0.05; import alignkit {ak*1000:.0f} ms, import torch {torch_t*1000:.0f} ms)", flush=True)
+    ak, torch_t = import_time("alignkit"), import_time("torch")
+    print(f"import/alignkit_vs_torch: {ak/torch_t:.4f} (goal < 0.05; import alignkit {ak*1000:.1f} ms, import torch {torch_t*1000:.0f} ms)", flush=True)
 
     from alignkit.models import quant_compare
     cmp = quant_compare("smollm2")
