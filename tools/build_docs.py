@@ -269,7 +269,7 @@ def build_site(nbs: Path = NBS, site_dir: Path = SITE, quiet: bool = False) -> l
         (tmp / "mkdocs.yml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
         cmd = [sys.executable, "-m", "mkdocs", "build", "--clean", "-f", str(tmp / "mkdocs.yml")]
         if quiet: cmd.append("--quiet")
-        subprocess.run(cmd, check=True, cwd=tmp, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+        subprocess.run(cmd, check=True, cwd=tmp)
     if mj: shutil.copytree(mj, site_dir / "assets" / "mathjax", dirs_exist_ok=True, copy_function=_link_or_copy)
     return info
 
