@@ -7,7 +7,7 @@ Docs: https://alignkit.github.io/alignkit/index.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #e089838d
+# %% ../nbs/index.ipynb #f48f2975
 __version__ = "0.0.1"
 
 def __getattr__(name):
