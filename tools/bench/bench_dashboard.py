@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ALIGNKIT_QUIET", "1")
 
 STEPS = 300
-PAIRS = int(os.environ.get("BENCH_DASHBOARD_PAIRS", "3"))
+PAIRS = int(os.environ.get("BENCH_DASHBOARD_PAIRS", "5"))
 
 def train_once(run_dir, with_dashboard):
     "Seconds that `trainer.train()` takes for STEPS steps, with or without a Dashboard watching the run's log."
@@ -36,22 +36,27 @@ def train_once(run_dir, with_dashboard):
     t0 = time.perf_counter()
     trainer.train()
     dt = time.perf_counter() - t0
-    if dash is not None:
-        dash.close()
-        assert dash.state.step == STEPS and dash.redraws > 1, (dash.state, dash.redraws)
-    return dt
+    if dash is None: return dt, 0.0
+    cpu = dash.watch_cpu_s
+    dash.close()
+    assert dash.state.step == STEPS and dash.redraws > 1, (dash.state, dash.redraws)
+    return dt, cpu
 
 def train_ratio(root):
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
-    train_once(root/"warmup", False)                  # first load builds the tiny tokenizer; imports warm up
-    times = {False: [], True: []}
+    train_once(root/"warmup", True)                   # first load builds the tiny tokenizer; imports warm up
+    times, cpu = {False: [], True: []}, []
     for i in range(PAIRS):
         for mode in ((False, True) if i % 2 == 0 else (True, False)):
-            times[mode].append(train_once(root/f"run{i}-{int(mode)}", mode))
+            dt, c = train_once(root/f"run{i}-{int(mode)}", mode)
+            times[mode].append(dt)
+            if mode: cpu.append(c / dt)
     without, with_ = statistics.median(times[False]), statistics.median(times[True])
     print(f"dashboard/train_time_ratio: {with_/without:.2f} (goal <= 1.03; {STEPS} steps: median {with_:.2f} s with a "
           f"live dashboard vs {without:.2f} s without, {PAIRS} runs each)", flush=True)
+    print(f"dashboard/watcher_cpu_share: {statistics.median(cpu):.3f} (context: CPU seconds of the watcher thread per second "
+          f"of training; load-independent)", flush=True)
 
 def redraw_100k(root):
     import numpy as np

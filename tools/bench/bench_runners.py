@@ -39,9 +39,9 @@ backward is nearer 2N and the real work nearer 4·N per token (gradient checkpoi
 DPO's reference forwards (2N per token) and the lm-head/softmax over the 49k vocabulary are likewise outside 6·N.
 The fraction is a context figure, with no goal.
 
-Environment knobs: BENCH_RUNNERS_REPS (default 2), BENCH_RUNNERS_STEPS (default 8), BENCH_RUNNERS_WARMUP (2),
+Environment knobs: BENCH_RUNNERS_REPS (default 2), BENCH_RUNNERS_STEPS (default 6), BENCH_RUNNERS_WARMUP (1),
 BENCH_RUNNERS_ONLY ("sft" or "dpo")."""
-import os, statistics, tempfile, time, warnings
+import contextlib, io, os, statistics, tempfile, time, warnings
 from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ALIGNKIT_QUIET", "1")
@@ -49,8 +49,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")          # progress bars off on every
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 REPS = int(os.environ.get("BENCH_RUNNERS_REPS", "2"))
-STEPS = int(os.environ.get("BENCH_RUNNERS_STEPS", "8"))
-WARMUP = int(os.environ.get("BENCH_RUNNERS_WARMUP", "2"))
+STEPS = int(os.environ.get("BENCH_RUNNERS_STEPS", "6"))
+WARMUP = int(os.environ.get("BENCH_RUNNERS_WARMUP", "1"))
 ONLY = os.environ.get("BENCH_RUNNERS_ONLY", "")
 BATCH = 8
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +91,8 @@ class Meter:
         assert len(self.times) == WARMUP + STEPS, f"expected {WARMUP + STEPS} steps, got {len(self.times)}"
         toks, dt = self.tokens[-1] - self.tokens[WARMUP - 1], self.times[-1] - self.times[WARMUP - 1]
         ref = self.ref_s / self.ref_rows * STEPS * BATCH if self.ref_rows else 0.0
-        return dict(tps=toks / (dt + ref), tps_steps=toks / dt, tokens_per_step=toks / STEPS, step_s=dt / STEPS, ref_s=ref)
+        return dict(tps=toks / (dt + ref), tps_steps=toks / dt, tokens_per_step=toks / STEPS, step_s=dt / STEPS, ref_s=ref,
+                    step_times=[b - a for a, b in zip(self.times, self.times[1:])], step_tokens=[b - a for a, b in zip(self.tokens, self.tokens[1:])])
 
 _current = None          # the Meter of the run being built: the precompute timer charges its reference forwards to it
 
@@ -130,7 +131,8 @@ def run_alignkit(kind, data, out):
         model, tok = _model("auto")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            run = getattr(P, kind)(model, data, output_dir=out, background=False, max_steps=WARMUP + STEPS)
+            with contextlib.redirect_stdout(io.StringIO()):        # transformers prints every log dict
+                run = getattr(P, kind)(model, data, output_dir=out, background=False, max_steps=WARMUP + STEPS)
     finally: P.TRAINER_BUILDERS[kind], _current = build, None
     return meter.result(), run
 
@@ -146,7 +148,7 @@ def run_trl(kind, data, out, args=None, quant="fp32"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer = trainer_cls(model=model, args=cfg_cls(output_dir=str(out), **args), train_dataset=data.dataset, processing_class=tok)
-            meter.attach(trainer).train()
+            with contextlib.redirect_stdout(io.StringIO()): meter.attach(trainer).train()
     finally: _current = None
     return meter.result(), trainer
 
@@ -163,12 +165,16 @@ def bench(kind, peak_bf16, n_params):
     with tempfile.TemporaryDirectory() as d:
         for i in range(REPS):
             r, run = run_alignkit(kind, data, Path(d)/f"ak{i}"); res["alignkit"].append(r)
-            eq_args = {**run.config.args, "max_steps": WARMUP + STEPS}
+            # alignkit's RunLog callback sets logging_nan_inf_filter=False on the config at train begin: the same here
+            eq_args = {**run.config.args, "max_steps": WARMUP + STEPS, "logging_nan_inf_filter": False}
             r, _ = run_trl(kind, data, Path(d)/f"trl{i}"); res["defaults"].append(r)
             r, tr = run_trl(kind, data, Path(d)/f"eq{i}", args=eq_args, quant=run.model.alignkit.quant); res["equal"].append(r)
             diff = same_args(run.trainer.args, tr.args)
             assert not diff, f"TRL at equal settings differs from alignkit's config: {diff}"
             del run, tr
+    if os.environ.get("BENCH_RUNNERS_DUMP"):
+        import json
+        Path(os.environ["BENCH_RUNNERS_DUMP"]).with_suffix(f".{kind}.json").write_text(json.dumps(res))
     med = {k: statistics.median(x["tps"] for x in v) for k, v in res.items()}
     def ratio(b):
         rs = [a["tps"] / x["tps"] for a, x in zip(res["alignkit"], res[b])]
