@@ -4,7 +4,10 @@
   log record per step) with a live Dashboard following its log from a background thread ÷ without one. Runs
   alternate (A B, B A, …) so drift on a shared machine hits both; the ratio is of the medians. The dashboard is
   headless here (no browser attached), so it pays for reading, downsampling and building widget state, not for
-  the browser drawing it.
+  the browser drawing it. Torch runs one intra-op thread (BENCH_TORCH_THREADS to change): with two, on a
+  2-core machine that other jobs share, OpenMP's spinning barriers turn a 3 s run into anything up to 2 minutes
+  and the ratio into noise; a tiny model trains as fast on one. dashboard/watcher_cpu_share (CPU seconds of the
+  watcher thread per second of training) is printed as the load-independent view of the same cost.
 - dashboard/redraw_100k_s: one redraw of a dashboard whose log holds 100,000 steps of GRPO-style metrics (six
   panels, all changed), after new points arrived; median of 5. Reading those 100,000 records from disk and the
   first draw (which creates the figures) are printed for context."""
@@ -15,6 +18,7 @@ os.environ.setdefault("ALIGNKIT_QUIET", "1")
 
 STEPS = 300
 PAIRS = int(os.environ.get("BENCH_DASHBOARD_PAIRS", "5"))
+THREADS = int(os.environ.get("BENCH_TORCH_THREADS", "1"))
 
 def train_once(run_dir, with_dashboard):
     "Seconds that `trainer.train()` takes for STEPS steps, with or without a Dashboard watching the run's log."
@@ -43,6 +47,8 @@ def train_once(run_dir, with_dashboard):
     return dt, cpu
 
 def train_ratio(root):
+    import torch
+    torch.set_num_threads(THREADS)
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
     train_once(root/"warmup", True)                   # first load builds the tiny tokenizer; imports warm up
@@ -54,7 +60,7 @@ def train_ratio(root):
             if mode: cpu.append(c / dt)
     without, with_ = statistics.median(times[False]), statistics.median(times[True])
     print(f"dashboard/train_time_ratio: {with_/without:.2f} (goal <= 1.03; {STEPS} steps: median {with_:.2f} s with a "
-          f"live dashboard vs {without:.2f} s without, {PAIRS} runs each)", flush=True)
+          f"live dashboard vs {without:.2f} s without, {PAIRS} runs each, {THREADS} torch thread(s))", flush=True)
     print(f"dashboard/watcher_cpu_share: {statistics.median(cpu):.3f} (context: CPU seconds of the watcher thread per second "
           f"of training; load-independent)", flush=True)
 

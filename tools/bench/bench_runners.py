@@ -30,10 +30,13 @@ seconds apart, on the same batch. A step's time runs from when the trainer gets 
 step ended) to its `on_step_end`, so it holds everything the trainer does per step: fetching and collating the
 batch, forward, backward, optimizer, logging, callbacks. Tokens are the non-padding tokens of the batches handed to
 `training_step` (the sum of `attention_mask`; for DPO the chosen and rejected sequences, the prompt counted in both,
-as both go through the model). The first WARMUP steps are left out. For DPO with precomputed reference log-probs the
-precompute (done once, in the trainer's constructor) is charged to the steps pro rata: its seconds per row × the
-rows of a step are added to each step's time, else moving the reference forward out of the step would pass for a
-speedup; the ratio without that charge is printed for context.
+as both go through the model). The first WARMUP steps are left out. DPO with precomputed reference log-probs
+(alignkit's default) does the reference forwards once, in the trainer's constructor, where no other trainer runs
+beside it to pair with; so its share is measured in lock-step instead: in each step the bench also runs the
+trainer's own `compute_ref_log_probs` (the function the precompute calls, same batch size) on that step's batch,
+times it apart and adds it to the step's time, else moving the reference forward out of the step would pass for a
+speedup (for one epoch the work is the same). The ratio without it, and the constructor's precompute time per
+batch, are printed for context.
 A ratio is the median over the measured steps (pooled over repetitions) of TRL's step time ÷ alignkit's step time
 (equal tokens per step, so this is the tokens/s ratio); its spread is the interquartile range of those per-step
 ratios, and the ratio of summed times is printed beside it. tokens/s figures are medians of the per-step tokens/s.
@@ -104,32 +107,38 @@ class Meter:
     "Times each optimizer step of one trainer (turn to on_step_end) and counts the tokens of the batches it was fed."
     def __init__(self, name, gate):
         self.name, self.gate = name, gate
-        self.times, self.tokens, self.fed, self.padded, self.ref_s, self.ref_rows, self.t0 = [], [], 0, 0, 0.0, 0, None
+        self.times, self.tokens, self.refs, self.fed, self.padded, self.ref_fwd, self.ref_s, self.ref_rows = [], [], [], 0, 0, 0.0, 0.0, 0
 
     def attach(self, trainer):
         from transformers import TrainerCallback
         meter, step = self, trainer.training_step
+        probe = bool(getattr(trainer, "precompute_ref_logps", False))     # DPO with precomputed reference log-probs
         def training_step(model, inputs, *a, **k):
             m = inputs.get("attention_mask")
             meter.fed += int(m.sum()) if m is not None else int(inputs["input_ids"].numel())
             meter.padded += int(inputs["input_ids"].numel())
+            if probe:       # what the precompute spent on this batch, timed now, beside the others' steps
+                import torch
+                t = time.perf_counter()
+                with torch.no_grad(): trainer.compute_ref_log_probs(trainer.ref_model or trainer.model, inputs)
+                meter.ref_fwd += time.perf_counter() - t
             return step(model, inputs, *a, **k)
         trainer.training_step = training_step
         class Cb(TrainerCallback):
             def on_train_begin(self, args, state, control, **kw):
                 meter.gate.wait(meter.name); meter.t0, meter.last = time.perf_counter(), 0
             def on_step_end(self, args, state, control, **kw):
-                meter.times.append(time.perf_counter() - meter.t0); meter.tokens.append(meter.fed - meter.last); meter.last = meter.fed
+                meter.times.append(time.perf_counter() - meter.t0 - meter.ref_fwd); meter.refs.append(meter.ref_fwd)
+                meter.tokens.append(meter.fed - meter.last); meter.last, meter.ref_fwd = meter.fed, 0.0
                 meter.gate.next(meter.name); meter.gate.wait(meter.name); meter.t0 = time.perf_counter()
             def on_train_end(self, args, state, control, **kw): meter.gate.finish(meter.name)
         trainer.add_callback(Cb())
         return trainer
 
     def steps(self, charge=True):
-        "(seconds, tokens) of each measured step; with `charge`, plus the pro-rata reference precompute."
+        "(seconds, tokens) of each measured step; with `charge`, plus the reference forward of its batch (precompute's share)."
         assert len(self.times) == WARMUP + STEPS, f"{self.name}: expected {WARMUP + STEPS} steps, got {len(self.times)}"
-        ref = self.ref_s / self.ref_rows * BATCH if (charge and self.ref_rows) else 0.0
-        return [(t + ref, n) for t, n in zip(self.times[WARMUP:], self.tokens[WARMUP:])]
+        return [(t + (r if charge else 0.0), n) for t, r, n in zip(self.times[WARMUP:], self.refs[WARMUP:], self.tokens[WARMUP:])]
 
 _building = None         # the Meter of the trainer being constructed: DPO's reference precompute is charged to it
 
@@ -230,13 +239,14 @@ def _iqr(xs):
 
 def bench(kind, n_params):
     data = _data(kind)
-    steps = {n: [] for n in NAMES}; bare = {n: [] for n in NAMES}; info = {n: dict(ref_s=[], pad=[]) for n in NAMES}
+    steps = {n: [] for n in NAMES}; bare = {n: [] for n in NAMES}; info = {n: dict(ref_step=[], precompute=[], pad=[]) for n in NAMES}
     with tempfile.TemporaryDirectory() as d:
         for i in range(REPS):
             meters = one_rep(kind, data, d, i)
             for n, m in meters.items():
                 steps[n] += m.steps(); bare[n] += m.steps(charge=False)
-                info[n]["ref_s"].append(m.ref_s / m.ref_rows * BATCH if m.ref_rows else 0.0)
+                info[n]["ref_step"] += m.refs[WARMUP:]
+                info[n]["precompute"].append(m.ref_s / m.ref_rows * BATCH if m.ref_rows else 0.0)
                 info[n]["pad"].append(1 - m.fed / m.padded)
             matmul_gflops()
     if DUMP:
@@ -251,7 +261,8 @@ def bench(kind, n_params):
     if kind == "dpo":
         rb, lob, hib, _ = ratio("defaults", bare)
         extra = (f"; without charging alignkit's reference precompute {rb:.2f} (IQR {lob:.2f}–{hib:.2f}), "
-                 f"it adds {statistics.median(info['alignkit']['ref_s']):.2f} s per step")
+                 f"the reference forward of a batch took {statistics.median(info['alignkit']['ref_step']):.2f} s in lock-step, "
+                 f"the precompute in the constructor {statistics.median(info['alignkit']['precompute']):.2f} s per batch")
     step_s = {n: statistics.median(t for t, _ in v) for n, v in steps.items()}
     print(f"runners/{kind}_tokens_per_s_vs_trl_defaults: {r:.2f} (goal >= 1.5; per-step IQR {lo:.2f}–{hi:.2f}, summed times {tot:.2f}; "
           f"alignkit {tps['alignkit']:.0f} tok/s, {step_s['alignkit']:.2f} s/step; TRL defaults {tps['defaults']:.0f} tok/s, "
