@@ -12,8 +12,9 @@ from .core import *
 from .runners import Run, start_run, model_spec
 
 # %% auto #0
-__all__ = ['LEARNING_RATES', 'TRAINER_BUILDERS', 'DATA_KINDS', 'runner_defaults', 'runner_config', 'sft', 'reward_model', 'dpo',
-           'kto', 'orpo', 'Evaluation', 'evaluate', 'before_after', 'RewardScorer', 'scorer']
+__all__ = ['LEARNING_RATES', 'TRAINER_BUILDERS', 'DATA_KINDS', 'trainer_classes', 'build_trainer', 'runner_defaults',
+           'runner_config', 'sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation', 'evaluate', 'before_after',
+           'RewardScorer', 'scorer']
 
 # %% ../nbs/31_preference.ipynb #7be70063
 def _device(model) -> str:
@@ -69,39 +70,24 @@ def _quiet_printer(trainer):
 
 def _ds(data): return None if data is None else data.dataset
 
-def _build_sft(run):
-    from trl import SFTConfig, SFTTrainer
-    return _quiet_printer(SFTTrainer(model=run.model, args=_args(run, SFTConfig), train_dataset=_ds(run.train_data),
-                                     eval_dataset=_ds(run.eval_data), processing_class=run.tokenizer))
-
-def _build_reward(run):
-    from trl import RewardConfig, RewardTrainer
-    return _quiet_printer(RewardTrainer(model=run.model, args=_args(run, RewardConfig), train_dataset=_ds(run.train_data),
-                                        eval_dataset=_ds(run.eval_data), processing_class=run.tokenizer))
-
-def _build_dpo(run):
-    from trl import DPOConfig, DPOTrainer
-    return _quiet_printer(DPOTrainer(model=run.model, args=_args(run, DPOConfig), train_dataset=_ds(run.train_data),
-                                     eval_dataset=_ds(run.eval_data), processing_class=run.tokenizer))
-
-def _build_kto(run):
-    from trl import KTOConfig, KTOTrainer
-    return _quiet_printer(KTOTrainer(model=run.model, args=_args(run, KTOConfig), train_dataset=_ds(run.train_data),
-                                     eval_dataset=_ds(run.eval_data), processing_class=run.tokenizer))
-
-def _build_orpo(run):
-    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-    return _quiet_printer(ORPOTrainer(model=run.model, args=_args(run, ORPOConfig), train_dataset=_ds(run.train_data),
-                                      eval_dataset=_ds(run.eval_data), processing_class=run.tokenizer))
-
-TRAINER_BUILDERS = dict(sft=_build_sft, reward=_build_reward, dpo=_build_dpo, kto=_build_kto, orpo=_build_orpo)
-
-def _config_cls(kind):
+def trainer_classes(kind:str):
+    "TRL's (config class, trainer class) for runner `kind`."
     import trl
     if kind == "orpo":
-        from trl.experimental.orpo import ORPOConfig
-        return ORPOConfig
-    return getattr(trl, dict(sft="SFTConfig", reward="RewardConfig", dpo="DPOConfig", kto="KTOConfig")[kind])
+        from trl.experimental import orpo as m          # TRL 1.16 keeps ORPO under experimental
+        return m.ORPOConfig, m.ORPOTrainer
+    name = dict(sft="SFT", reward="Reward", dpo="DPO", kto="KTO")[kind]
+    return getattr(trl, f"{name}Config"), getattr(trl, f"{name}Trainer")
+
+def build_trainer(run):
+    "The TRL trainer of `run`, from its config, model, tokenizer and data."
+    config_cls, trainer_cls = trainer_classes(run.config.kind)
+    return _quiet_printer(trainer_cls(model=run.model, args=_args(run, config_cls), train_dataset=_ds(run.train_data),
+                                      eval_dataset=_ds(run.eval_data), processing_class=run.tokenizer))
+
+TRAINER_BUILDERS = dict.fromkeys(("sft", "reward", "dpo", "kto", "orpo"), build_trainer)
+
+def _config_cls(kind): return trainer_classes(kind)[0]
 
 # %% ../nbs/31_preference.ipynb #b655491d
 DATA_KINDS = dict(sft="sft", reward="preference", dpo="preference", kto="unpaired", orpo="preference")
