@@ -25,10 +25,12 @@ The three configurations of each trainer:
 
 Method. The machine is shared and its load swings by several × within a minute, so the three trainers of a
 repetition train side by side in lock-step: each in its own thread, taking turns one optimizer step at a time
-(alignkit, TRL defaults, TRL equal, alignkit, …) under a turnstile, so the k-th steps of the three are measured
-seconds apart, on the same batch. A step's time runs from when the trainer gets its turn (right after its previous
-step ended) to its `on_step_end`, so it holds everything the trainer does per step: fetching and collating the
-batch, forward, backward, optimizer, logging, callbacks. Tokens are the non-padding tokens of the batches handed to
+under a turnstile, so the k-th steps of the three are measured seconds apart, on the same batch. The order within a
+round changes every round through all 6 permutations (a step ran measurably faster, ~5%, right after the fp32
+trainer's step than after a bf16 one, so a fixed order would bias the ratios); every 6 measured steps = each order once.
+A step's time runs from when the trainer gets its turn (right after its previous step ended) to its `on_step_end`,
+so it holds everything the trainer does per step: fetching and collating the batch, forward, backward, optimizer,
+logging, callbacks. Tokens are the non-padding tokens of the batches handed to
 `training_step` (the sum of `attention_mask`; for DPO the chosen and rejected sequences, the prompt counted in both,
 as both go through the model). The first WARMUP steps are left out. DPO with precomputed reference log-probs
 (alignkit's default) does the reference forwards once, in the trainer's constructor, where no other trainer runs
@@ -48,9 +50,9 @@ token is the usual estimate (2N forward, 4N backward); with LoRA the frozen weig
 backward is nearer 2N and the real work nearer 4·N per token (gradient checkpointing adds another 2N forward); DPO's
 reference forwards (2N per token, charged here in time) are work outside 6·N too. A context figure, no goal.
 
-Knobs (environment): BENCH_RUNNERS_REPS (default 1), BENCH_RUNNERS_STEPS (8), BENCH_RUNNERS_WARMUP (1),
+Knobs (environment): BENCH_RUNNERS_REPS (default 1), BENCH_RUNNERS_STEPS (12 for SFT, 6 for DPO), BENCH_RUNNERS_WARMUP (1),
 BENCH_RUNNERS_ONLY ("sft" or "dpo"), BENCH_RUNNERS_DUMP (a path prefix: write every step's numbers as JSON)."""
-import contextlib, io, json, os, statistics, tempfile, threading, time, warnings
+import contextlib, io, itertools, json, os, random, statistics, tempfile, threading, time, warnings
 from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ALIGNKIT_QUIET", "1")
@@ -58,7 +60,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")          # progress bars off on every
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 REPS = int(os.environ.get("BENCH_RUNNERS_REPS", "1"))
-STEPS = int(os.environ.get("BENCH_RUNNERS_STEPS", "8"))
+# measured steps per trainer, multiples of 6 (each order of the three trainers once per 6 rounds); SFT steps are
+# cheap, so it gets two cycles. BENCH_RUNNERS_STEPS sets both.
+STEPS_BY_KIND = {k: int(os.environ.get("BENCH_RUNNERS_STEPS", n)) for k, n in (("sft", "12"), ("dpo", "6"))}
+STEPS = STEPS_BY_KIND["sft"]     # the trainer being measured sets it (bench())
 WARMUP = int(os.environ.get("BENCH_RUNNERS_WARMUP", "1"))
 ONLY = os.environ.get("BENCH_RUNNERS_ONLY", "")
 DUMP = os.environ.get("BENCH_RUNNERS_DUMP", "")
@@ -83,17 +88,25 @@ def matmul_gflops(n=2048, reps=5):
 
 # -- lock-step ------------------------------------------------------------------------------------------
 class Turnstile:
-    "Lets registered trainers run one optimizer step at a time, in turn; closed until `open()`."
+    """Lets registered trainers run one optimizer step at a time, in turn; closed until `open()`. The order changes
+    every round, going through all permutations (3 trainers: 6 rounds; more: seeded shuffles), because a step is
+    faster or slower by some percent depending on which trainer ran just before it (measured: ~5% here)."""
     def __init__(self, names):
-        self.order, self.live, self.turn, self.cv = list(names), set(names), None, threading.Condition()
+        names = list(names)
+        self.orders = [list(p) for p in itertools.permutations(names)] if len(names) <= 3 else \
+                      [random.Random(r).sample(names, len(names)) for r in range(60)]
+        self.live, self.turn, self.round, self.pos, self.cv = set(names), None, 0, 0, threading.Condition()
+    def _order(self): return self.orders[self.round % len(self.orders)]
     def open(self):
-        with self.cv: self.turn = self.order[0]; self.cv.notify_all()
+        with self.cv: self.turn = self._order()[0]; self.cv.notify_all()
     def wait(self, name):
         with self.cv: self.cv.wait_for(lambda: self.turn == name)
     def _advance(self):
-        i = self.order.index(self.turn)
-        nxt = [n for n in self.order[i+1:] + self.order[:i+1] if n in self.live]
-        self.turn = nxt[0] if nxt else None
+        self.turn = None
+        for _ in range(2 * len(self.orders[0]) + 1):
+            self.pos += 1
+            if self.pos == len(self.orders[0]): self.pos, self.round = 0, self.round + 1
+            if self._order()[self.pos] in self.live: self.turn = self._order()[self.pos]; break
         self.cv.notify_all()
     def next(self, name):
         with self.cv:
@@ -154,7 +167,7 @@ def _patch_precompute():
     timed._bench = True
     DPOTrainer._precompute_ref_logps = timed
 
-def _quiet(): return contextlib.redirect_stdout(io.StringIO())    # transformers prints each log dict; bitsandbytes a notice
+def _quiet(): return contextlib.redirect_stdout(io.StringIO())    # transformers' trainers print each log dict to stdout
 
 def _model(quant):
     from alignkit.models import load_model
@@ -238,6 +251,8 @@ def _iqr(xs):
     return q[0], q[2]
 
 def bench(kind, n_params):
+    global STEPS
+    STEPS = STEPS_BY_KIND[kind]
     data = _data(kind)
     steps = {n: [] for n in NAMES}; bare = {n: [] for n in NAMES}; info = {n: dict(ref_step=[], precompute=[], pad=[]) for n in NAMES}
     with tempfile.TemporaryDirectory() as d:
@@ -279,7 +294,7 @@ def bench(kind, n_params):
 
 def main():
     import torch
-    with _quiet(): _patch_precompute()          # importing trl imports bitsandbytes, which prints a notice
+    _patch_precompute()
     matmul_gflops()
     m, _ = _model("auto")
     n_params = sum(p.numel() for p in m.parameters()); del m
