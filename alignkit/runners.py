@@ -13,8 +13,9 @@ from pathlib import Path
 from .core import *
 
 # %% auto #0
-__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'RunConfig', 'model_spec', 'rebuild_model', 'trl_config', 'TrainingError', 'Run',
-           'process_rank', 'start_distributed', 'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
+__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'RUNNER_MODULES', 'RunConfig', 'model_spec', 'rebuild_model', 'trl_config',
+           'trainer_builder', 'TrainingError', 'Run', 'process_rank', 'start_distributed', 'main_process_first',
+           'file_backed', 'default_run_dir', 'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
@@ -76,6 +77,15 @@ def trl_config(config_cls, run_dir, kwargs:dict):
         raise ConfigError(f"{config_cls.__name__} rejected these arguments: {e}") from e
 
 # %% ../nbs/30_runners.ipynb #8ddd0175
+RUNNER_MODULES = dict(sft="preference", reward="preference", dpo="preference", kto="preference", orpo="preference",
+                      grpo="online", rloo="online", ppo="ppo")
+
+def trainer_builder(kind:str):
+    "The function that builds runner `kind`'s trainer from a `Run` (looked up in the module that defines the runner)."
+    import importlib
+    if kind not in RUNNER_MODULES: raise UnknownNameError("runner", kind, RUNNER_MODULES)
+    return importlib.import_module(f"alignkit.{RUNNER_MODULES[kind]}").TRAINER_BUILDERS[kind]
+
 class TrainingError(AlignkitError, RuntimeError):
     "Training stopped on an error (non-finite loss, an exception in the trainer)."
 
@@ -180,8 +190,7 @@ class Run:
             ev = None
             if (run_dir/EVAL_FILE).exists():
                 ev = file_backed(load_data(run_dir/EVAL_FILE, kind=cfg.data_kind), run_dir/"datasets"/"eval", write=process_rank()[0] == 0)
-        from alignkit import preference
-        return cls(cfg, run_dir, model, tokenizer, train, ev, build_trainer=preference.TRAINER_BUILDERS[cfg.kind])
+        return cls(cfg, run_dir, model, tokenizer, train, ev, build_trainer=trainer_builder(cfg.kind))
 
     def resume(self, background:bool|None=None):
         "Continue from the last checkpoint, with the same step numbering (the log keeps one record per step)."
