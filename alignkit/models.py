@@ -225,7 +225,7 @@ def _lora_config(lora, task:str="causal-lm"):
     from peft import LoraConfig
     if isinstance(lora, LoraConfig): return lora
     if isinstance(lora, bool) or not isinstance(lora, int) or lora <= 0:
-        raise ConfigError(f"lora must be None, a positive int (the rank) or a peft.LoraConfig; got {lora!r}")
+        raise ConfigError(f"lora must be None or 0 (no adapter), a positive int (the rank) or a peft.LoraConfig; got {lora!r}")
     return LoraConfig(r=lora, lora_alpha=2*lora, lora_dropout=0.0, target_modules="all-linear",
                       task_type="SEQ_CLS" if task == "reward" else "CAUSAL_LM")
 
@@ -237,7 +237,7 @@ def _check_args(quant, lora, device, task="causal-lm"):
     if lora is not None:
         from peft import LoraConfig
         if not isinstance(lora, LoraConfig) and (isinstance(lora, bool) or not isinstance(lora, int) or lora <= 0):
-            raise ConfigError(f"lora must be None, a positive int (the rank) or a peft.LoraConfig; got {lora!r}")
+            raise ConfigError(f"lora must be None or 0 (no adapter), a positive int (the rank) or a peft.LoraConfig; got {lora!r}")
     check_quant(quant, device)
 
 @contextmanager
@@ -273,6 +273,7 @@ def load_model(name:str="smollm2", quant:str="auto", lora=None, gradient_checkpo
                task:str="causal-lm", **model_kwargs):
     "Load `name` in precision `quant` with optional LoRA, ready to train; returns `(model, tokenizer)`. `task='reward'` gives a scalar-head reward model."
     device = str(device or default_device())
+    if lora == 0 and not isinstance(lora, bool): lora = None      # rank 0: no adapter (full fine-tuning)
     _check_args(quant, lora, device, task)
     t0 = time.perf_counter()
     source = resolve(name, seed)

@@ -29,6 +29,7 @@ def _common(model, kind:str) -> dict:
              gradient_checkpointing=False, seed=0, dataloader_num_workers=0, disable_tqdm=in_notebook(),
              bf16=bf16_native(dev), use_cpu=dev == "cpu", ddp_find_unused_parameters=False)
     if kind != "reward": d["max_length"] = 512
+    if kind == "sft": d["train_sampling_strategy"] = "group_by_length"   # batches of similar length: less padding
     return d
 
 LEARNING_RATES = dict(sft=2e-4, reward=1e-4, dpo=5e-5, kto=5e-5, orpo=5e-5)

@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/runners.html.md"""
 
 # %% ../nbs/30_runners.ipynb #c99b01c5
 from __future__ import annotations
-import json, math, os, shutil, sys, threading, time, warnings, difflib
+import contextvars, json, math, os, shutil, sys, threading, time, warnings, difflib
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -14,8 +14,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'RUNNER_MODULES', 'RunConfig', 'model_spec', 'rebuild_model', 'trl_config',
-           'trainer_builder', 'TrainingError', 'Run', 'process_rank', 'start_distributed', 'main_process_first',
-           'file_backed', 'default_run_dir', 'start_run']
+           'compact_lm_head', 'cpu_attention', 'trainer_builder', 'TrainingError', 'Run', 'process_rank',
+           'start_distributed', 'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
@@ -76,6 +76,42 @@ def trl_config(config_cls, run_dir, kwargs:dict):
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{config_cls.__name__} rejected these arguments: {e}") from e
 
+# %% ../nbs/30_runners.ipynb #8ddc1275
+_COMPACT = contextvars.ContextVar("alignkit_compact_lm_head", default=False)
+
+def _install_compact_switch() -> bool:
+    "Once per process: make TRL's fused LM head score only labelled positions on a CPU while `_COMPACT` is set."
+    try: import trl.trainer.utils as U
+    except ImportError: return False
+    orig = getattr(U, "_use_triton", None)
+    if not callable(orig): return False
+    if getattr(orig, "_alignkit", False): return True
+    def use_compact(device):
+        return orig(device) or (_COMPACT.get() and getattr(device, "type", None) == "cpu")
+    use_compact._alignkit = True
+    U._use_triton = use_compact
+    return True
+
+@contextmanager
+def compact_lm_head():
+    "In this block (this thread), TRL's fused LM head scores only labelled positions on a CPU too."
+    on = _install_compact_switch()
+    token = _COMPACT.set(on)
+    try: yield on
+    finally: _COMPACT.reset(token)
+
+def cpu_attention(model) -> str:
+    "Switch a model on the CPU from `sdpa` to eager attention (faster for short padded batches); returns the attention in use."
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = getattr(base, "config", None)
+    impl = getattr(cfg, "_attn_implementation", None)
+    try: on_cpu = next(base.parameters()).device.type == "cpu"
+    except (StopIteration, AttributeError): on_cpu = False
+    if on_cpu and impl == "sdpa" and hasattr(base, "set_attn_implementation"):
+        base.set_attn_implementation("eager")
+        impl = base.config._attn_implementation
+    return impl
+
 # %% ../nbs/30_runners.ipynb #8ddd0175
 RUNNER_MODULES = dict(sft="preference", reward="preference", dpo="preference", kto="preference", orpo="preference",
                       grpo="online", rloo="online", ppo="ppo")
@@ -127,7 +163,8 @@ class Run:
         if self.status == "running": raise ConfigError("this run is already running; run.wait() or run.stop() first.")
         from alignkit.tracking import RunLogCallback
         self.callback = RunLogCallback(self.log)
-        self.trainer = self._build_trainer(self)
+        cpu_attention(self.model)
+        with compact_lm_head(): self.trainer = self._build_trainer(self)   # DPO's reference precompute runs in here
         self.trainer.add_callback(self.callback)
         self.status, self.error = "running", None
         background = in_notebook() if background is None else background
@@ -141,7 +178,8 @@ class Run:
 
     def _train(self, resume_from):
         try:
-            self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            with compact_lm_head():
+                self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
             nan = [e for e in self.log.events.to_dict("records") if e.get("event") == "error"] if len(self.log.events) else []
             if self.callback._nan:
                 step = nan[-1]["step"] if nan else "?"

@@ -10,7 +10,9 @@ The three configurations of each trainer:
 - alignkit: `alignkit.sft(model, data, max_steps=…)` / `alignkit.dpo(model, pairs, max_steps=…)`, the model from
   `load_model("smollm2", quant="auto", lora=16)` (bf16 weights where the CPU runs bf16 natively, as here), every other
   setting alignkit's default (`alignkit.preference._common`: no gradient checkpointing, bf16 where native, batch 8,
-  max_length 512, a log record every step; DPO: precompute_ref_log_probs=True), alignkit's RunLog callback included.
+  max_length 512, a log record every step; SFT: group_by_length batches; DPO: precompute_ref_log_probs=True; on a
+  CPU eager attention and TRL's LM head scoring only labelled positions, see nbs/30_runners), alignkit's RunLog
+  callback included.
 - TRL defaults: `SFTTrainer(model, args=SFTConfig(output_dir=…, max_steps=…, report_to="none", use_cpu=True, seed=0),
   train_dataset=data, processing_class=tok)` (DPO: `DPOConfig`/`DPOTrainer` alike), the model from
   `load_model("smollm2", quant="fp32", lora=16)` (fp32 weights: what `from_pretrained` gives without a dtype). All else
@@ -20,8 +22,10 @@ The three configurations of each trainer:
   and seed fix the measurement's length and batches (the seed changes nothing else).
 - TRL at equal settings: the same TRL trainer built directly from exactly the arguments alignkit's runner built
   (`run.config.args`, plus logging_nan_inf_filter=False, which alignkit's callback sets; the resulting config is
-  checked equal to `run.trainer.args` field by field, output_dir aside) on a model of the same precision, without
-  alignkit's wrapper (run directory, RunLog callback, data checks). Its ratio shows what the wrapper costs.
+  checked equal to `run.trainer.args` field by field, output_dir aside) on a model of the same precision, set up
+  the way an alignkit run sets it up on a CPU (`cpu_attention`: eager attention; built and trained inside
+  `compact_lm_head()`: only labelled positions scored), without alignkit's wrapper (run directory, RunLog callback,
+  data checks). Its ratio shows what the wrapper costs.
 
 Method. The machine is shared and its load swings by several × within a minute, so the three trainers of a
 repetition train side by side in lock-step: each in its own thread, taking turns one optimizer step at a time
@@ -200,9 +204,13 @@ def start_trl(kind, data, out, meter, args=None, quant="fp32"):
     cfg_cls, trainer_cls = (trl.SFTConfig, trl.SFTTrainer) if kind == "sft" else (trl.DPOConfig, trl.DPOTrainer)
     if args is None: args = dict(max_steps=WARMUP + STEPS, report_to="none", use_cpu=True, seed=0)
     model, tok = _model(quant)
+    from alignkit.runners import compact_lm_head, cpu_attention
+    equal = args is not None
+    if equal: cpu_attention(model)          # at equal settings the model is set up as alignkit's run sets it up
+    same = compact_lm_head if equal else contextlib.nullcontext
     _building = meter
     try:
-        with warnings.catch_warnings(), _quiet():
+        with warnings.catch_warnings(), _quiet(), same():
             warnings.simplefilter("ignore")
             trainer = meter.attach(trainer_cls(model=model, args=cfg_cls(output_dir=str(out), **args), train_dataset=data.dataset,
                                                processing_class=tok))
@@ -212,7 +220,7 @@ def start_trl(kind, data, out, meter, args=None, quant="fp32"):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                trainer.train()
+                with same(): trainer.train()
         except BaseException as e: err.append(e)
         finally: meter.gate.finish(meter.name)
     th = threading.Thread(target=target, name=f"bench-{meter.name}", daemon=True)
