@@ -93,5 +93,10 @@ LAZY_API = {
     "Run": "runners", "RunConfig": "runners", "TrainingError": "runners",
     "sft": "preference", "reward_model": "preference", "dpo": "preference", "kto": "preference",
     "orpo": "preference", "evaluate": "preference",
+    **dict.fromkeys(("grpo", "rloo", "rlhf", "Pipeline", "evaluate_rewards", "compare_runs", "exact_match", "contains_answer",
+                     "format_reward", "length_penalty", "char_fraction", "RewardError"), "online"),
+    **dict.fromkeys(("ppo", "PPOConfig", "PPOTrainer"), "ppo"),
+    **dict.fromkeys(("lora_budget", "delta_spectrum", "rank_sweep", "lora_explorer", "LoraBudget", "DeltaSpectrum",
+                     "RankSweep", "LoraExplorer", "RankError", "model_configs"), "lora"),
 }
-SUBMODULES = ("core", "models", "data", "tracking", "dashboard", "runners", "preference", "cli")
+SUBMODULES = ("core", "models", "data", "tracking", "dashboard", "runners", "preference", "online", "ppo", "lora", "moe", "rl", "cli")

@@ -39,6 +39,8 @@ PANEL_SPECS = (
     PanelSpec("logps", "Log-probs", (r"logps/(chosen|rejected)",), (r"logits/(chosen|rejected)",), "log-prob", "mean logit"),
     PanelSpec("reward", "Reward (mean ± std)", (r"reward", r"rewards/.+/mean"), (r"frac_reward_zero_std",),
               "reward", "groups with zero std"),
+    PanelSpec("ppo_objective", "PPO objective", (r"objective/(scores|rlhf_reward)",), (r"objective/non_score_reward",),
+              "score", "KL penalty"),
     PanelSpec("kl", "KL to the reference", (r"kl", r"objective/kl"), y_title="KL"),
     PanelSpec("entropy", "Entropy", (r"entropy",), y_title="entropy"),
     PanelSpec("clip", "Clip ratios", (r"clip_ratio/.+", r"cispo_clip_ratio"), y_title="fraction"),
@@ -48,16 +50,19 @@ PANEL_SPECS = (
     PanelSpec("token_accuracy", "Token accuracy", (r"mean_token_accuracy",), y_title="accuracy"),
     PanelSpec("episode_reward", "Episode reward", (r"rollout/ep_rew(_mean)?", r"eval/mean_reward"), y_title="return"),
     PanelSpec("episode_length", "Episode length", (r"rollout/ep_len(_mean)?", r"eval/mean_ep_length"), y_title="steps"),
-    PanelSpec("rl_loss", "RL losses", (r"train/.*loss",), y_title="loss"),
+    PanelSpec("rl_loss", "RL losses", (r"train/.*loss", r"loss/(policy|value)"), y_title="loss"),
     PanelSpec("exploration", "Exploration rate", (r"rollout/exploration_rate",), y_title="epsilon"),
-    PanelSpec("approx_kl", "Approx KL & clip fraction", (r"train/approx_kl",), (r"train/clip_fraction",), "approx KL", "clip fraction"),
+    PanelSpec("approx_kl", "Approx KL & clip fraction", (r"train/approx_kl", r"policy/approxkl"),
+              (r"train/clip_fraction", r"policy/clipfrac", r"val/clipfrac"), "approx KL", "clip fraction"),
     PanelSpec("moe", "Router (MoE)", (r"moe/.+",), y_title="value"),
+    PanelSpec("importance", "Importance ratios (off-policy)", (r"importance_ratio/.+_std",), (r"importance_ratio/token_(min|max)",),
+              "std", "min / max"),
     PanelSpec("other", "Other metrics", (r".+",), y_title="value"),
 )
 
 # Bookkeeping the trainers log that is not a training curve (the header shows progress and speed instead).
 IGNORED_METRICS = re.compile(r"(eval_)?(epoch|num_tokens|step_time|total_flos|train_runtime|train_loss|runtime|"
-                             r"(train_)?(samples|steps)_per_second)|time/.*|train/n_updates")
+                             r"(train_)?(samples|steps)_per_second|policy/entropy)|time/.*|train/n_updates")
 
 # %% ../nbs/11_dashboard.ipynb #d682fb20
 def _prefix(name): return "eval_" if name.startswith("eval_") else ""
@@ -324,7 +329,7 @@ class DashboardState:
         elif b in ("kl", "objective/kl") and v > c.kl_max:
             self._raise("kl", name, step, v, f"{name} = {v:.3g} at step {step}, above {c.kl_max:g}: the policy is drifting "
                         "far from the reference. Raise beta (the KL coefficient) or lower the learning rate.")
-        elif b == "train/approx_kl" and v > c.approx_kl_max:
+        elif b in ("train/approx_kl", "policy/approxkl") and v > c.approx_kl_max:
             self._raise("kl", name, step, v, f"{name} = {v:.3g} at step {step}, above {c.approx_kl_max:g}: PPO updates are "
                         "too large. Lower the learning rate or set target_kl.")
         elif b == "reward_std":

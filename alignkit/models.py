@@ -294,15 +294,19 @@ def load_model(name:str="smollm2", quant:str="auto", lora=None, gradient_checkpo
     else:
         kw["dtype"] = torch.bfloat16 if quant == "bf16" else torch.float32
     tok = _prepare_tokenizer(AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code))
-    with _quiet_loading(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*newly initialized.*")   # a reward head starts fresh, by design
-        model = auto_cls.from_pretrained(source, **kw)
-    if quant in ("fp32", "bf16"): model.to(device)
-    if model.config.pad_token_id is None: model.config.pad_token_id = tok.pad_token_id
-    gc_kwargs = {"use_reentrant": False}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)   # PEFT calls a transformers name deprecated in v5
-        model = _attach_lora(model, quant, lora, gradient_checkpointing, gc_kwargs, task)
+    # Weights made here (a reward head, LoRA's A matrices) come from `seed` (default 0), not from wherever the
+    # caller's random stream happens to be; the caller's stream is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0 if seed is None else seed)
+        with _quiet_loading(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*newly initialized.*")   # a reward head starts fresh, by design
+            model = auto_cls.from_pretrained(source, **kw)
+        if quant in ("fp32", "bf16"): model.to(device)
+        if model.config.pad_token_id is None: model.config.pad_token_id = tok.pad_token_id
+        gc_kwargs = {"use_reentrant": False}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)   # PEFT calls a transformers name deprecated in v5
+            model = _attach_lora(model, quant, lora, gradient_checkpointing, gc_kwargs, task)
     model.train()
     r = None if lora is None else _lora_config(lora, task).r
     model.alignkit = LoadInfo(name=str(name), source=source, quant=quant, double_quant=(quant == "nf4" and double_quant),

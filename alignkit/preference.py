@@ -32,7 +32,7 @@ def _common(model, kind:str) -> dict:
     if kind == "sft": d["train_sampling_strategy"] = "group_by_length"   # batches of similar length: less padding
     return d
 
-LEARNING_RATES = dict(sft=2e-4, reward=1e-4, dpo=5e-5, kto=5e-5, orpo=5e-5)
+LEARNING_RATES = dict(sft=2e-4, reward=3e-4, dpo=5e-5, kto=5e-5, orpo=5e-5)
 
 # %% ../nbs/31_preference.ipynb #6ea3f237
 def _prompt_tokens(tok, row) -> int:
