@@ -98,5 +98,7 @@ LAZY_API = {
     **dict.fromkeys(("ppo", "PPOConfig", "PPOTrainer"), "ppo"),
     **dict.fromkeys(("lora_budget", "delta_spectrum", "rank_sweep", "lora_explorer", "LoraBudget", "DeltaSpectrum",
                      "RankSweep", "LoraExplorer", "RankError", "model_configs"), "lora"),
+    # alignkit.moe.inspect stays under its module (a top-level `inspect` would shadow the standard library's name)
+    **dict.fromkeys(("NoRouterError", "RoutingReport", "RouterStatsCallback", "moe_callback_for", "upcycle"), "moe"),
 }
 SUBMODULES = ("core", "models", "data", "tracking", "dashboard", "runners", "preference", "online", "ppo", "lora", "moe", "rl", "cli")

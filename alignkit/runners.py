@@ -166,6 +166,9 @@ class Run:
         cpu_attention(self.model)
         with compact_lm_head(): self.trainer = self._build_trainer(self)   # DPO's reference precompute runs in here
         self.trainer.add_callback(self.callback)
+        from alignkit.moe import moe_callback_for          # MoE models: router statistics (moe/...) on the dashboard
+        moe_cb = moe_callback_for(self.model, self.log, every=max(1, int(self.trainer.args.logging_steps)))
+        if moe_cb is not None: self.trainer.add_callback(moe_cb)
         self.status, self.error = "running", None
         background = in_notebook() if background is None else background
         if background:

@@ -32,27 +32,9 @@ RLHF = textwrap.dedent(f"""
     print(p.skipped, p.status)
 """)
 
-def _env(tmp):
-    return {**os.environ, "ALIGNKIT_CACHE": str(tmp/"cache"), "HF_HUB_OFFLINE": "1", "ALIGNKIT_QUIET": "1", "OMP_NUM_THREADS": "1",
-            "TQDM_DISABLE": "1"}
+from sigkill import records as _records, kill_after_checkpoints as _kill_after_checkpoints, env as _sigkill_env
 
-def _records(run_dir):
-    from alignkit.tracking import RunLog
-    return RunLog.read(run_dir)
-
-def _kill_after_checkpoints(proc, run_dir, n_ckpt, timeout=300):
-    "SIGKILL `proc` once `run_dir` has `n_ckpt` checkpoints and training is 2 steps past the last; the step it was killed at."
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if (run_dir/"log.jsonl").exists():
-            recs = _records(run_dir)
-            ck = [r["step"] for r in recs if r["type"] == "event" and r["event"] == "checkpoint"]
-            steps = [r["step"] for r in recs if r["type"] == "metric"]
-            if len(ck) >= n_ckpt and steps and steps[-1] >= ck[-1] + 2:
-                proc.send_signal(signal.SIGKILL)
-                return steps[-1]
-        time.sleep(0.02)
-    return None
+def _env(tmp): return _sigkill_env(tmp, TQDM_DISABLE="1")
 
 @pytest.mark.slow
 def test_grpo_sigkill_then_resume(tmp_path):

@@ -20,12 +20,7 @@ RESUME = textwrap.dedent("""
     print(run.status)
 """)
 
-def _env(tmp):
-    return {**os.environ, "ALIGNKIT_CACHE": str(tmp/"cache"), "HF_HUB_OFFLINE": "1", "ALIGNKIT_QUIET": "1", "OMP_NUM_THREADS": "1"}
-
-def _records(run_dir):
-    from alignkit.tracking import RunLog
-    return RunLog.read(run_dir)
+from sigkill import env as _env, records as _records, kill_after_checkpoints
 
 @pytest.mark.slow
 def test_sigkill_then_resume(tmp_path):
@@ -33,15 +28,7 @@ def test_sigkill_then_resume(tmp_path):
     env = _env(tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", TRAIN, str(run_dir)], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline, killed_at = time.time() + 300, None
-    while time.time() < deadline and proc.poll() is None:          # kill once two checkpoints exist and training is past them
-        if (run_dir/"log.jsonl").exists():
-            recs = _records(run_dir)
-            ck = [r["step"] for r in recs if r["type"] == "event" and r["event"] == "checkpoint"]
-            steps = [r["step"] for r in recs if r["type"] == "metric"]
-            if len(ck) >= 2 and steps and steps[-1] >= ck[-1] + 3:
-                proc.send_signal(signal.SIGKILL); killed_at = steps[-1]; break
-        time.sleep(0.02)
+    killed_at = kill_after_checkpoints(proc, run_dir, 2, past=3)   # once two checkpoints exist and training is past them
     out = proc.communicate()[0].decode()
     assert killed_at is not None, f"training ended before it could be killed:\n{out[-3000:]}"
     assert proc.returncode == -signal.SIGKILL
