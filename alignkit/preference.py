@@ -26,7 +26,8 @@ def _common(model, kind:str) -> dict:
     from alignkit.models import bf16_native
     dev = _device(model)
     d = dict(logging_steps=1, save_steps=25, save_total_limit=2, report_to="none", per_device_train_batch_size=8,
-             gradient_checkpointing=False, seed=0, dataloader_num_workers=0, disable_tqdm=in_notebook(),
+             gradient_checkpointing=False, seed=0, dataloader_num_workers=0,
+             disable_tqdm=in_notebook() or bool(os.environ.get("ALIGNKIT_QUIET")),   # the dashboard shows progress
              bf16=bf16_native(dev), use_cpu=dev == "cpu", ddp_find_unused_parameters=False)
     if kind != "reward": d["max_length"] = 512
     if kind == "sft": d["train_sampling_strategy"] = "group_by_length"   # batches of similar length: less padding
