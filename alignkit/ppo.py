@@ -78,13 +78,7 @@ class PPOConfig(TrainingArguments):
         if int(os.environ.get("WORLD_SIZE", 1)) > 1: bad("alignkit's PPO runs in one process; launch it without torchrun/accelerate launch.")
 
 # %% ../nbs/33_ppo.ipynb #232dbad1
-from .online import RewardError, reward_name as _reward_name   # shared with GRPO/RLOO
-
-def _text(x) -> str:
-    "The text of a prompt or completion: a string, or the content of the last message of a conversation."
-    if isinstance(x, str): return x
-    if isinstance(x, list) and x and isinstance(x[-1], dict): return str(x[-1].get("content", ""))
-    return str(x)
+from .online import RewardError, reward_name as _reward_name, completion_text as _text   # shared with GRPO/RLOO
 
 
 def _call_reward(f, prompts, completions, fields:dict) -> list[float]:
