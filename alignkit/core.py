@@ -11,7 +11,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['LAZY_API', 'SUBMODULES', 'AlignkitError', 'ConfigError', 'UnknownNameError', 'UnsupportedPrecisionError',
-           'close_matches', 'cache_dir', 'in_notebook', 'in_colab', 'enable_widgets', 'progress']
+           'close_matches', 'cache_dir', 'in_notebook', 'in_colab', 'enable_widgets', 'progress', 'release_openmp_pool']
 
 # %% ../nbs/00_core.ipynb #70d491c9
 class AlignkitError(Exception):
@@ -72,6 +72,21 @@ def progress(iterable=None, **kwargs):
     from tqdm.auto import tqdm
     kwargs.setdefault("disable", bool(os.environ.get("ALIGNKIT_QUIET")))
     return tqdm(iterable, **kwargs)
+
+# %% ../nbs/00_core.ipynb #149dcb39
+_PAUSE = None
+
+def release_openmp_pool() -> bool:
+    "Free the calling thread's idle GNU OpenMP worker pool (Linux, torch loaded); True if one was freed."
+    global _PAUSE
+    if not sys.platform.startswith("linux") or "torch" not in sys.modules: return False
+    if _PAUSE is None:
+        import ctypes
+        try:
+            with open("/proc/self/maps") as f: path = next((l.split()[-1] for l in f if "/libgomp" in l), None)
+            _PAUSE = getattr(ctypes.CDLL(path), "omp_pause_resource_all", False) if path else False
+        except OSError: _PAUSE = False
+    return bool(_PAUSE) and _PAUSE(1) == 0           # 1 = omp_pause_soft
 
 # %% ../nbs/00_core.ipynb #2789c87b
 class _NoHubKernelWarning(logging.Filter):

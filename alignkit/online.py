@@ -546,6 +546,7 @@ def rlhf(model, sft_data, pairs, prompts, rl:str="grpo", rewards=None, output_di
     background = in_notebook() if background is None else background
     if background:
         import threading
+        release_openmp_pool()           # this thread's idle OpenMP pool would slow the training thread (see core)
         pipe._thread = threading.Thread(target=target, name="alignkit-rlhf", daemon=True)
         pipe._thread.start()
         from IPython.display import display

@@ -6,15 +6,15 @@ Docs: https://alignkit.github.io/alignkit/preference.html.md"""
 
 # %% ../nbs/31_preference.ipynb #9c755eb3
 from __future__ import annotations
-import math, os, warnings
+import functools, math, os, warnings
 from pathlib import Path
 from .core import *
 from .runners import Run, start_run, model_spec
 
 # %% auto #0
-__all__ = ['LEARNING_RATES', 'TRAINER_BUILDERS', 'DATA_KINDS', 'trainer_classes', 'build_trainer', 'runner_defaults',
-           'runner_config', 'sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation', 'evaluate', 'before_after',
-           'RewardScorer', 'scorer']
+__all__ = ['LEARNING_RATES', 'TRAINER_BUILDERS', 'DATA_KINDS', 'pair_lengths', 'trainer_classes', 'build_trainer',
+           'runner_defaults', 'runner_config', 'sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation', 'evaluate',
+           'before_after', 'RewardScorer', 'scorer']
 
 # %% ../nbs/31_preference.ipynb #7be70063
 def _device(model) -> str:
@@ -30,7 +30,7 @@ def _common(model, kind:str) -> dict:
              disable_tqdm=in_notebook() or bool(os.environ.get("ALIGNKIT_QUIET")),   # the dashboard shows progress
              bf16=bf16_native(dev), use_cpu=dev == "cpu", ddp_find_unused_parameters=False)
     if kind != "reward": d["max_length"] = 512
-    if kind == "sft": d["train_sampling_strategy"] = "group_by_length"   # batches of similar length: less padding
+    if kind in ("sft", "dpo"): d["train_sampling_strategy"] = "group_by_length"   # batches of similar length: less padding
     return d
 
 LEARNING_RATES = dict(sft=2e-4, reward=3e-4, dpo=5e-5, kto=5e-5, orpo=5e-5)
@@ -72,13 +72,57 @@ def _quiet_printer(trainer):
 
 def _ds(data): return None if data is None else data.dataset
 
+def pair_lengths(ds) -> list[int]:
+    "Tokens in the longer sequence of each tokenized DPO pair (prompt + the longer completion): what its batch pads to."
+    return [len(p) + max(len(c), len(r)) for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])]
+
+def _drop_fresh_ref_adapter(model) -> bool:
+    """Delete the "ref" adapter TRL's DPO adds to a PEFT model when it is a fresh LoRA (every B matrix exactly 0): it
+    then equals the base model exactly, which TRL uses when no "ref" adapter exists, without the LoRA matmuls."""
+    from peft import LoraConfig
+    cfgs = getattr(model, "peft_config", None) or {}
+    ref = cfgs.get("ref")
+    if not isinstance(ref, LoraConfig) or getattr(ref, "use_dora", False) or getattr(ref, "target_parameters", None): return False
+    bs = [p for n, p in model.named_parameters() if ".ref." in n and ("lora_B" in n or "lora_embedding_B" in n)]
+    if not bs or any(bool(p.detach().any()) for p in bs): return False
+    model.delete_adapter("ref")
+    return True
+
+@functools.cache
+def _grouped_dpo_trainer():
+    import trl
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+    class DPOTrainer(trl.DPOTrainer):
+        """TRL's DPOTrainer that honours `train_sampling_strategy="group_by_length"` (TRL's DPO data has no
+        `input_ids` for transformers' sampler to measure, so the pairs' lengths are passed to it), whose reference
+        pass on a CPU computes only the log-probs it uses, and which scores a fresh LoRA's reference with the base
+        model instead of a zero copy of the adapter."""
+        def _get_train_sampler(self, train_dataset=None):
+            ds = self.train_dataset if train_dataset is None else train_dataset
+            cols = set(getattr(ds, "column_names", None) or ())
+            if self.args.train_sampling_strategy == "group_by_length" and {"prompt_ids", "chosen_ids", "rejected_ids"} <= cols:
+                return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=pair_lengths(ds))
+            return super()._get_train_sampler(train_dataset)
+        def compute_ref_log_probs(self, model, inputs):
+            from alignkit.runners import log_probs_only
+            with log_probs_only(): return super().compute_ref_log_probs(model, inputs)   # TRL reads only .log_probs
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            _drop_fresh_ref_adapter(self.model)          # runs inside TRL's constructor, after it adds "ref"
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            _drop_fresh_ref_adapter(self.model)
+    DPOTrainer.__module__ = __name__
+    return DPOTrainer
+
 def trainer_classes(kind:str):
-    "TRL's (config class, trainer class) for runner `kind`."
+    "The (config class, trainer class) runner `kind` builds: TRL's, and for DPO TRL's trainer with length-grouped batches."
     import trl
     if kind == "orpo":
         from trl.experimental import orpo as m          # TRL 1.16 keeps ORPO under experimental
         return m.ORPOConfig, m.ORPOTrainer
-    name = dict(sft="SFT", reward="Reward", dpo="DPO", kto="KTO")[kind]
+    if kind == "dpo": return trl.DPOConfig, _grouped_dpo_trainer()
+    name = dict(sft="SFT", reward="Reward", kto="KTO")[kind]
     return getattr(trl, f"{name}Config"), getattr(trl, f"{name}Trainer")
 
 def build_trainer(run):

@@ -257,6 +257,7 @@ class Agent:
         if self.status == "running": raise ConfigError("this agent is already training; agent.wait() or agent.stop() first.")
         self.status, self.error = "running", None
         if in_notebook() if background is None else background:
+            release_openmp_pool()       # this thread's idle OpenMP pool would slow the training thread (see core)
             self._thread = threading.Thread(target=self._learn, name=f"alignkit-{self.algo}", daemon=True)
             self._thread.start()
         else:

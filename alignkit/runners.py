@@ -13,9 +13,10 @@ from pathlib import Path
 from .core import *
 
 # %% auto #0
-__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'RUNNER_MODULES', 'RunConfig', 'model_spec', 'rebuild_model', 'trl_config',
-           'compact_lm_head', 'cpu_attention', 'trainer_builder', 'TrainingError', 'Run', 'process_rank',
-           'start_distributed', 'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
+__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'LOGITS_AT_ONCE', 'RUNNER_MODULES', 'RunConfig', 'model_spec', 'rebuild_model',
+           'trl_config', 'log_probs_only', 'cpu_logprobs', 'compact_lm_head', 'cpu_attention', 'trainer_builder',
+           'TrainingError', 'Run', 'process_rank', 'start_distributed', 'main_process_first', 'file_backed',
+           'default_run_dir', 'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
@@ -79,22 +80,76 @@ def trl_config(config_cls, run_dir, kwargs:dict):
 # %% ../nbs/30_runners.ipynb #8ddc1275
 _COMPACT = contextvars.ContextVar("alignkit_compact_lm_head", default=False)
 
+_LOG_PROBS_ONLY = contextvars.ContextVar("alignkit_log_probs_only", default=False)
+
+@contextmanager
+def log_probs_only():
+    "In this block, `cpu_logprobs` computes only the log-probs (a reference model's pass needs nothing else)."
+    token = _LOG_PROBS_ONLY.set(True)
+    try: yield
+    finally: _LOG_PROBS_ONLY.reset(token)
+
+LOGITS_AT_ONCE = 1 << 26        # above this many logits in a batch, cpu_logprobs goes in token chunks recomputed in backward
+
+def _logprob_chunk(hidden, weight, bias, targets, inv_t, softcap, scale, outputs, dtype):
+    import torch, torch.nn.functional as F
+    z = F.linear(hidden.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)).float()   # logits rounded as TRL's tiles are
+    if scale != 1.0: z = z * scale
+    if softcap is not None: z = softcap * torch.tanh(z / softcap)
+    if inv_t != 1.0: z = z * inv_t
+    logp = z.log_softmax(-1)
+    lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    ent = -(logp.exp() * logp).sum(-1) if "entropy" in outputs else None
+    with torch.no_grad():           # TRL marks these three non-differentiable
+        lsq = torch.logsumexp(2 * logp, -1) if "log_sum_sq_probs" in outputs else None
+        mean = z.mean(-1) if "mean_logits" in outputs else None
+        top1 = z.argmax(-1) == targets if "is_top1" in outputs else None      # argmax takes the first maximum, as TRL's does
+    return lp, ent, lsq, mean, top1
+
+def cpu_logprobs(hidden, weight, bias, targets, temperature=1.0, chunk_size=None, final_logit_softcapping=None,
+                 logit_scale=1.0, outputs=("log_probs",)):
+    """Per-token log-probs of `hidden @ weight.T` (and entropy, log Σp², mean logit, is-top-1 when asked), with TRL's
+    `ChunkedLogProbFunction.apply` signature, by plain autograd: what an alignkit run uses on a CPU."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+    if _LOG_PROBS_ONLY.get(): outputs = ("log_probs",)
+    dev = hidden.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else hidden.dtype
+    args = (1 / temperature, final_logit_softcapping, logit_scale, tuple(outputs), dtype)
+    n, vocab = hidden.shape[0], weight.shape[0]
+    if n * vocab <= LOGITS_AT_ONCE: return _logprob_chunk(hidden, weight, bias, targets, *args)
+    step = max(1, LOGITS_AT_ONCE // vocab // 2)
+    parts = [checkpoint(_logprob_chunk, hidden[s:s+step], weight, bias, targets[s:s+step], *args, use_reentrant=False)
+             for s in range(0, n, step)]
+    return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))
+
+class _LogProbSwitch:
+    "Stands in for TRL's ChunkedLogProbFunction: `cpu_logprobs` on a CPU while `_COMPACT` is set, TRL's function otherwise."
+    _alignkit = True
+    def __init__(self, orig): self.orig = orig
+    def apply(self, hidden, *args, **kw):
+        if _COMPACT.get() and hidden.device.type == "cpu": return cpu_logprobs(hidden, *args, **kw)
+        return self.orig.apply(hidden, *args, **kw)
+
 def _install_compact_switch() -> bool:
-    "Once per process: make TRL's fused LM head score only labelled positions on a CPU while `_COMPACT` is set."
+    """Once per process: while `_COMPACT` is set, TRL's fused LM head scores only labelled positions on a CPU, and
+    scores them with `cpu_logprobs`."""
     try: import trl.trainer.utils as U
     except ImportError: return False
     orig = getattr(U, "_use_triton", None)
     if not callable(orig): return False
-    if getattr(orig, "_alignkit", False): return True
-    def use_compact(device):
-        return orig(device) or (_COMPACT.get() and getattr(device, "type", None) == "cpu")
-    use_compact._alignkit = True
-    U._use_triton = use_compact
+    if not getattr(orig, "_alignkit", False):
+        def use_compact(device):
+            return orig(device) or (_COMPACT.get() and getattr(device, "type", None) == "cpu")
+        use_compact._alignkit = True
+        U._use_triton = use_compact
+    fn = getattr(U, "_ChunkedLogProbFunction", None)
+    if fn is not None and hasattr(fn, "apply") and not getattr(fn, "_alignkit", False): U._ChunkedLogProbFunction = _LogProbSwitch(fn)
     return True
 
 @contextmanager
 def compact_lm_head():
-    "In this block (this thread), TRL's fused LM head scores only labelled positions on a CPU too."
+    "In this block (this thread), TRL's fused LM head scores only labelled positions on a CPU too, by plain autograd."
     on = _install_compact_switch()
     token = _COMPACT.set(on)
     try: yield on
@@ -172,6 +227,7 @@ class Run:
         self.status, self.error = "running", None
         background = in_notebook() if background is None else background
         if background:
+            release_openmp_pool()       # else this thread's idle OpenMP pool slows the training thread ~30% (see core)
             self._thread = threading.Thread(target=self._train, args=(resume_from,), name=f"alignkit-{self.config.kind}", daemon=True)
             self._thread.start()
         else:

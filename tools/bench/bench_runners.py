@@ -1,18 +1,18 @@
 """Runner benchmarks: alignkit's `sft` and `dpo` vs the same TRL trainer called directly, in trained tokens per second.
 
 All runs: the embedded SmolLM2-135M with LoRA r=16 on all linear layers (`load_model("smollm2", lora=16)`), the bundled
-data (datasets/sft/train.jsonl; for DPO the first (WARMUP+STEPS)·8 pairs of datasets/preference/train.jsonl, so a DPO
-run is one epoch and precomputing reference log-probs covers exactly the rows trained on), WARMUP + STEPS optimizer
-steps, seed 0 everywhere (alignkit's seed; with it every configuration trains on the same batches in the same order).
+data (datasets/sft/train.jsonl, 180 chats; datasets/preference/train.jsonl, 250 pairs), WARMUP + STEPS optimizer steps,
+seed 0 everywhere. alignkit groups batches by length (transformers' LengthGroupedSampler: mega-batches of ≥ 4 batches
+sorted by length), so its batches are not TRL's random ones; hence tokens/s, not step time.
 
 The three configurations of each trainer:
 
 - alignkit: `alignkit.sft(model, data, max_steps=…)` / `alignkit.dpo(model, pairs, max_steps=…)`, the model from
   `load_model("smollm2", quant="auto", lora=16)` (bf16 weights where the CPU runs bf16 natively, as here), every other
   setting alignkit's default (`alignkit.preference._common`: no gradient checkpointing, bf16 where native, batch 8,
-  max_length 512, a log record every step; SFT: group_by_length batches; DPO: precompute_ref_log_probs=True; on a
-  CPU eager attention and TRL's LM head scoring only labelled positions, see nbs/30_runners), alignkit's RunLog
-  callback included.
+  max_length 512, a log record every step; SFT and DPO: group_by_length batches; DPO: precompute_ref_log_probs=True;
+  on a CPU eager attention and TRL's LM head scoring only labelled positions, by plain autograd, see nbs/30_runners),
+  alignkit's RunLog callback included.
 - TRL defaults: `SFTTrainer(model, args=SFTConfig(output_dir=…, max_steps=…, report_to="none", use_cpu=True, seed=0),
   train_dataset=data, processing_class=tok)` (DPO: `DPOConfig`/`DPOTrainer` alike), the model from
   `load_model("smollm2", quant="fp32", lora=16)` (fp32 weights: what `from_pretrained` gives without a dtype). All else
@@ -20,18 +20,23 @@ The three configurations of each trainer:
   batch 8, max_length 1024, logging_steps=10; DPO computes the reference log-probs in every step (through the frozen
   "ref" copy of the adapter TRL adds). use_cpu=True and report_to="none" are what running here at all takes; max_steps
   and seed fix the measurement's length and batches (the seed changes nothing else).
-- TRL at equal settings: the same TRL trainer built directly from exactly the arguments alignkit's runner built
+- TRL at equal settings: the trainer class alignkit builds (TRL's; for DPO TRL's DPOTrainer plus the pair lengths
+  its sampler needs for group_by_length, `alignkit.preference.trainer_classes`) built directly from exactly the arguments alignkit's runner built
   (`run.config.args`, plus logging_nan_inf_filter=False, which alignkit's callback sets; the resulting config is
   checked equal to `run.trainer.args` field by field, output_dir aside) on a model of the same precision, set up
   the way an alignkit run sets it up on a CPU (`cpu_attention`: eager attention; built and trained inside
-  `compact_lm_head()`: only labelled positions scored), without alignkit's wrapper (run directory, RunLog callback,
-  data checks). Its ratio shows what the wrapper costs.
+  `compact_lm_head()`: only labelled positions scored, by `cpu_logprobs`), without alignkit's wrapper (run directory,
+  RunLog callback, data checks). Its ratio shows what the wrapper costs.
 
 Method. The machine is shared and its load swings by several × within a minute, so the three trainers of a
 repetition train side by side in lock-step: each in its own thread, taking turns one optimizer step at a time
 under a turnstile, so the k-th steps of the three are measured seconds apart, on the same batch. The order within a
 round changes every round through all 6 permutations (a step ran measurably faster, ~5%, right after the fp32
 trainer's step than after a bf16 one, so a fixed order would bias the ratios); every 6 measured steps = each order once.
+Each trainer frees its thread's OpenMP worker pool (`alignkit.core.release_openmp_pool`) as its step ends, before it
+waits for its next turn, and the main thread frees its own before the first turn: GNU OpenMP counts idle pools too,
+and with more pool threads than CPUs every pool sleeps between parallel regions instead of spinning, which slowed
+every trainer's steps by ~30-45 % and pulled the ratios towards 1. So each step runs as it would alone.
 A step's time runs from when the trainer gets its turn (right after its previous step ended) to its `on_step_end`,
 so it holds everything the trainer does per step: fetching and collating the batch, forward, backward, optimizer,
 logging, callbacks. Tokens are the non-padding tokens of the batches handed to
@@ -41,7 +46,8 @@ as both go through the model). The first WARMUP steps are left out. DPO with pre
 beside it to pair with; so its share is measured in lock-step instead: in each step the bench also runs the
 trainer's own `compute_ref_log_probs` (the function the precompute calls, same batch size) on that step's batch,
 times it apart and adds it to the step's time, else moving the reference forward out of the step would pass for a
-speedup (for one epoch the work is the same). The ratio without it, and the constructor's precompute time per
+speedup (for one epoch the work is the same; the constructor scores all 250 pairs, of which a run of WARMUP + STEPS
+steps trains on (WARMUP + STEPS)·8, and that surplus is not charged). The ratio without it, and the constructor's precompute time per
 batch, are printed for context.
 A ratio is the median over the measured steps (pooled over repetitions) of alignkit's tokens/s in its k-th step ÷
 TRL's in its k-th step (with equal batches, TRL's step time ÷ alignkit's; SFT's length-grouped batches are not
@@ -59,6 +65,7 @@ Knobs (environment): BENCH_RUNNERS_REPS (default 1), BENCH_RUNNERS_STEPS (12 for
 BENCH_RUNNERS_ONLY ("sft" or "dpo"), BENCH_RUNNERS_DUMP (a path prefix: write every step's numbers as JSON)."""
 import contextlib, io, itertools, json, os, random, statistics, tempfile, threading, time, warnings
 from pathlib import Path
+from alignkit.core import release_openmp_pool
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ALIGNKIT_QUIET", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")          # progress bars off on every side (tqdm reads this)
@@ -148,6 +155,7 @@ class Meter:
             def on_step_end(self, args, state, control, **kw):
                 meter.times.append(time.perf_counter() - meter.t0 - meter.ref_fwd); meter.refs.append(meter.ref_fwd)
                 meter.tokens.append(meter.fed - meter.last); meter.last, meter.ref_fwd = meter.fed, 0.0
+                release_openmp_pool()       # idle while the others run: its OpenMP pool must not count (see Method)
                 meter.gate.next(meter.name); meter.gate.wait(meter.name); meter.t0 = time.perf_counter()
             def on_train_end(self, args, state, control, **kw): meter.gate.finish(meter.name)
         trainer.add_callback(Cb())
@@ -182,8 +190,7 @@ def _model(quant):
 
 def _data(kind):
     from alignkit.data import load_data
-    if kind == "sft": return load_data(SFT_DATA)
-    return load_data(load_data(DPO_DATA).dataset.select(range((WARMUP + STEPS) * BATCH)), kind="preference")
+    return load_data(SFT_DATA if kind == "sft" else DPO_DATA, kind="sft" if kind == "sft" else "preference")
 
 def start_alignkit(kind, data, out, meter):
     "alignkit's runner with its defaults, training in its own thread (held by the turnstile); returns the Run."
@@ -202,7 +209,9 @@ def start_trl(kind, data, out, meter, args=None, quant="fp32"):
     "TRL's trainer called directly, with TRL's defaults (args=None) or exactly `args`; returns (trainer, thread)."
     global _building
     import trl
+    from alignkit.preference import trainer_classes
     cfg_cls, trainer_cls = (trl.SFTConfig, trl.SFTTrainer) if kind == "sft" else (trl.DPOConfig, trl.DPOTrainer)
+    if args is not None: cfg_cls, trainer_cls = trainer_classes(kind)        # equal settings: the class alignkit builds
     if args is None: args = dict(max_steps=WARMUP + STEPS, report_to="none", use_cpu=True, seed=0)
     model, tok = _model(quant)
     from alignkit.runners import compact_lm_head, cpu_attention
@@ -243,6 +252,7 @@ def one_rep(kind, data, d, i):
         eq_args = {**run.config.args, "max_steps": WARMUP + STEPS, "logging_nan_inf_filter": False}
         tr_eq, t_eq = start_trl(kind, data, Path(d)/f"equal{i}", meters["equal"], args=eq_args, quant=run.model.alignkit.quant)
         t_def.start(); t_eq.start()
+        release_openmp_pool()           # this thread loaded the models; its idle pool must not count either
         gate.open()
         while run._thread.is_alive() or t_def.is_alive() or t_eq.is_alive():
             if not run._thread.is_alive(): gate.finish("alignkit")      # a failed run never reaches on_train_end
@@ -275,7 +285,7 @@ def bench(kind, n_params):
             matmul_gflops()
     if DUMP:
         Path(f"{DUMP}.{kind}.json").write_text(json.dumps(dict(steps=steps, bare=bare, info=info, peaks=PEAKS)))
-    same_batches = all([n for _, n in steps[b]] == [n for _, n in steps["alignkit"]] for b in NAMES)
+    same_batches = [n for _, n in steps["equal"]] == [n for _, n in steps["alignkit"]]
     tps = {n: statistics.median(k / t for t, k in v) for n, v in steps.items()}
     def ratio(b, src=steps):
         # tokens/s of alignkit's k-th step ÷ TRL's k-th step (run seconds apart, so load drift cancels); with equal
@@ -303,7 +313,7 @@ def bench(kind, n_params):
     print(f"runners/{kind}_fraction_of_bf16_matmul_peak: {tps['alignkit'] * 6 * n_params / (peak * 1e9):.3f} (goal: context; "
           f"6·N·tokens/s ÷ {peak:.0f} GFLOP/s, N={n_params/1e6:.1f}M; TRL defaults {tps['defaults'] * 6 * n_params / (peak * 1e9):.3f}; "
           f"{tok_step:.0f} tokens/step, padding {statistics.median(info['alignkit']['pad']):.0%} of positions"
-          f"{'' if same_batches else '; NOTE: the configurations saw different batches'})", flush=True)
+          f"{'' if same_batches else '; NOTE: alignkit and TRL at equal settings saw different batches'})", flush=True)
 
 def main():
     import torch
