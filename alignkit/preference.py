@@ -90,19 +90,25 @@ def _drop_fresh_ref_adapter(model) -> bool:
 
 @functools.cache
 def _grouped_dpo_trainer():
-    import trl
+    import torch, trl
     from transformers.trainer_pt_utils import LengthGroupedSampler
     class DPOTrainer(trl.DPOTrainer):
         """TRL's DPOTrainer that honours `train_sampling_strategy="group_by_length"` (TRL's DPO data has no
         `input_ids` for transformers' sampler to measure, so the pairs' lengths are passed to it), whose reference
         pass on a CPU computes only the log-probs it uses, and which scores a fresh LoRA's reference with the base
         model instead of a zero copy of the adapter."""
-        def _get_train_sampler(self, train_dataset=None):
-            ds = self.train_dataset if train_dataset is None else train_dataset
+        def _grouped(self, ds, batch_size, **kw):
             cols = set(getattr(ds, "column_names", None) or ())
             if self.args.train_sampling_strategy == "group_by_length" and {"prompt_ids", "chosen_ids", "rejected_ids"} <= cols:
-                return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=pair_lengths(ds))
-            return super()._get_train_sampler(train_dataset)
+                return LengthGroupedSampler(batch_size, lengths=pair_lengths(ds), **kw)
+        def _get_train_sampler(self, train_dataset=None):
+            ds = self.train_dataset if train_dataset is None else train_dataset
+            return (self._grouped(ds, self.args.train_batch_size * self.args.gradient_accumulation_steps)
+                    or super()._get_train_sampler(train_dataset))
+        def _get_eval_sampler(self, eval_dataset):       # transformers groups eval batches too, with a fixed seed
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return (self._grouped(eval_dataset, self.args.eval_batch_size, generator=torch.Generator().manual_seed(seed))
+                    or super()._get_eval_sampler(eval_dataset))
         def compute_ref_log_probs(self, model, inputs):
             from alignkit.runners import log_probs_only
             with log_probs_only(): return super().compute_ref_log_probs(model, inputs)   # TRL reads only .log_probs
