@@ -177,6 +177,8 @@ DDP_SCRIPT = textwrap.dedent("""
     t.remove_callback(PrinterCallback)
     t.train()
     print(f"rank {os.environ['RANK']} stopped at step {t.state.global_step}", flush=True)
+    import torch.distributed as dist      # leave no gloo threads running at exit ("terminate called without an active exception")
+    if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
 """)
 
 @pytest.mark.slow
