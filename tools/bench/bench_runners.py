@@ -210,12 +210,13 @@ def start_trl(kind, data, out, meter, args=None, quant="fp32"):
     global _building
     import trl
     from alignkit.preference import trainer_classes
-    cfg_cls, trainer_cls = (trl.SFTConfig, trl.SFTTrainer) if kind == "sft" else (trl.DPOConfig, trl.DPOTrainer)
-    if args is not None: cfg_cls, trainer_cls = trainer_classes(kind)        # equal settings: the class alignkit builds
-    if args is None: args = dict(max_steps=WARMUP + STEPS, report_to="none", use_cpu=True, seed=0)
+    equal = args is not None                # decided before `args` gets TRL's defaults below
+    if equal: cfg_cls, trainer_cls = trainer_classes(kind)        # equal settings: the class alignkit builds
+    else:
+        cfg_cls, trainer_cls = (trl.SFTConfig, trl.SFTTrainer) if kind == "sft" else (trl.DPOConfig, trl.DPOTrainer)
+        args = dict(max_steps=WARMUP + STEPS, report_to="none", use_cpu=True, seed=0)
     model, tok = _model(quant)
     from alignkit.runners import compact_lm_head, cpu_attention
-    equal = args is not None
     if equal: cpu_attention(model)          # at equal settings the model is set up as alignkit's run sets it up
     same = compact_lm_head if equal else contextlib.nullcontext
     _building = meter
