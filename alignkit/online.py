@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/online.html.md"""
 
 # %% ../nbs/32_online.ipynb #fc36470c
 from __future__ import annotations
-import functools, importlib, inspect, json, math, os, re, shutil, warnings
+import functools, importlib, inspect, json, math, os, re, shutil, threading, warnings
 from pathlib import Path
 from .core import *
 from .runners import Run, RunConfig, TrainingError, start_run, model_spec, rebuild_model, trl_config, default_run_dir
@@ -460,6 +460,8 @@ class Pipeline:
     def __init__(self, root, stages):
         self.root, self.stages, self.runs, self.skipped = Path(root), list(stages), {}, []
         self.status, self.error, self._thread, self._box = "created", None, None, None
+        self._done = threading.Event()
+        register_job(self)
     def __getitem__(self, k): return self.runs[k]
     @property
     def policy(self):
@@ -472,9 +474,14 @@ class Pipeline:
             import ipywidgets as W
             self._box.children = (*self._box.children, W.HTML(f"<b>{name}</b> — {run.run_dir}"), run.dashboard)
     def wait(self, timeout=None):
-        "Block until every stage has run; re-raise a stage's error."
-        if self._thread is not None: self._thread.join(timeout)
+        "Block until every stage has run; re-raise a stage's error. Interrupting the wait (■ in Jupyter) stops the pipeline."
+        if self._thread is not None: wait_or_stop(self._done, timeout, self.stop)
         if self.error is not None: raise self.error
+        return self
+    def stop(self):
+        "Stop the stage that is training (with a checkpoint); later stages do not start. `rlhf` again with the same output_dir resumes."
+        for r in self.runs.values():
+            if r.status == "running": r.stop()
         return self
     def __repr__(self):
         lines = [f"Pipeline({self.status}) at {self.root}"]
@@ -543,9 +550,9 @@ def rlhf(model, sft_data, pairs, prompts, rl:str="grpo", rewards=None, output_di
         pipe.status = "running"
         try: _run_pipeline(*args); pipe.status = "finished"
         except BaseException as e: pipe.status, pipe.error = "failed", e
+        finally: pipe._done.set()
     background = in_notebook() if background is None else background
     if background:
-        import threading
         release_openmp_pool()           # this thread's idle OpenMP pool would slow the training thread (see core)
         pipe._thread = threading.Thread(target=target, name="alignkit-rlhf", daemon=True)
         pipe._thread.start()

@@ -219,7 +219,7 @@ class PPOTrainer:
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.args.bf16 else nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.args.bf16 else nullcontext()   # bf16 on purpose: args.bf16 follows the machine
 
     # -- rollout -----------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -249,13 +249,15 @@ class Agent:
         self.log = RunLog(self.run_dir) if self.run_dir is not None else None
         self.callbacks, self.target_reward = callbacks or [], target_reward
         self.status, self.error, self.train_seconds = ("created" if steps else "loaded"), None, None
-        self._thread, self._dashboard = None, None
+        self._thread, self._dashboard, self._done = None, None, threading.Event()
+        register_job(self)                  # so that an interrupted cell or test harness can stop it (alignkit.core.stop_all_jobs)
 
     # -- training --------------------------------------------------------------------------------------
     def start(self, background:bool|None=None):
         "Train for `steps` environment steps: in a background thread in notebooks (returns at once), in this thread elsewhere."
         if self.status == "running": raise ConfigError("this agent is already training; agent.wait() or agent.stop() first.")
         self.status, self.error = "running", None
+        self._done.clear()
         if in_notebook() if background is None else background:
             release_openmp_pool()       # this thread's idle OpenMP pool would slow the training thread (see core)
             self._thread = threading.Thread(target=self._learn, name=f"alignkit-{self.algo}", daemon=True)
@@ -275,13 +277,14 @@ class Agent:
         except BaseException as e:
             self.status, self.error = "failed", e
             if self.log is not None: self.log.log_event("error", step=self.model.num_timesteps, message=f"{type(e).__name__}: {e}")
+        finally: self._done.set()
 
     def _raise(self):
         if self.error is not None: raise self.error
 
     def wait(self, timeout:float|None=None):
-        "Block until training ends; re-raise its error, if any."
-        if self._thread is not None: self._thread.join(timeout)
+        "Block until training ends; re-raise its error, if any. Interrupting the wait (■ in Jupyter) stops the agent."
+        if self._thread is not None: wait_or_stop(self._done, timeout, self.stop)
         self._raise()
         return self
 

@@ -190,6 +190,8 @@ class Run:
         self.log = RunLog(self.run_dir)
         self.trainer = self.callback = None
         self.status, self.error, self._thread, self._dashboard = "created", None, None, None
+        self._done = threading.Event()      # set when training ends, however it ends
+        register_job(self)                  # so that an interrupted cell or test harness can stop it (alignkit.core.stop_all_jobs)
 
     # -- state ---------------------------------------------------------------------------------------
     @property
@@ -225,6 +227,7 @@ class Run:
         moe_cb = moe_callback_for(self.model, self.log, every=max(1, int(self.trainer.args.logging_steps)))
         if moe_cb is not None: self.trainer.add_callback(moe_cb)
         self.status, self.error = "running", None
+        self._done.clear()
         background = in_notebook() if background is None else background
         if background:
             release_openmp_pool()       # else this thread's idle OpenMP pool slows the training thread ~30% (see core)
@@ -247,17 +250,22 @@ class Run:
                                     f"Last good checkpoint: {last.name if last else 'none'}. Try a lower learning_rate, "
                                     "fp32 instead of bf16/fp16, or max_grad_norm=1.0.")
             self.status = "stopped" if self.callback.stop_requested or self.trainer.state.global_step < self.trainer.state.max_steps else "finished"
+        except KeyboardInterrupt as e:        # ■ on a cell training in the foreground: stopped, not failed
+            self.status, self.error = "stopped", e
+            if process_rank()[0] == 0: self.log.log_event("stop", step=getattr(getattr(self.trainer, "state", None), "global_step", None),
+                                                          message="interrupted")
         except BaseException as e:
             self.status, self.error = "failed", e
             if not isinstance(e, TrainingError) and process_rank()[0] == 0: self.log.log_event("error", step=getattr(getattr(self.trainer, "state", None), "global_step", None),
                                                                     message=f"{type(e).__name__}: {e}")
+        finally: self._done.set()
 
     def _raise(self):
         if self.error is not None: raise self.error
 
     def wait(self, timeout:float|None=None):
-        "Block until training ends; re-raise its error, if any."
-        if self._thread is not None: self._thread.join(timeout)
+        "Block until training ends; re-raise its error, if any. Interrupting the wait (■ in Jupyter) stops the run, with a checkpoint."
+        if self._thread is not None: wait_or_stop(self._done, timeout, self.stop)
         self._raise()
         return self
 
@@ -351,6 +359,15 @@ def default_run_dir(kind:str) -> Path:
     while p.exists(): p, i = base.with_name(f"{base.name}-{i}"), i + 1
     return p
 
+def _warn_emulated_bf16(args):
+    "A `PrecisionWarning` when TRL arguments `args` ask for bf16 on a CPU that only emulates it."
+    from alignkit.models import bf16_native, default_device
+    cpu = getattr(args, "use_cpu", False) or default_device() == "cpu"
+    if getattr(args, "bf16", False) and cpu and not bf16_native("cpu"):
+        warnings.warn(PrecisionWarning("bf16=True on a CPU without native bf16 (no AVX-512 BF16 or AMX): every matmul under its "
+                      "autocast is emulated, often tens of times slower than fp32. Leave bf16 out: alignkit's default follows the machine."),
+                      stacklevel=3)
+
 def _write_jsonl(data, path):
     with open(path, "w") as f:
         for row in data.to_list(): f.write(json.dumps(row) + "\n")
@@ -365,6 +382,7 @@ def start_run(kind:str, model, data, *, data_kind:str, config_cls, defaults:dict
     run_dir = Path(output_dir) if output_dir else default_run_dir(kind)
     args = {**defaults, **kwargs}
     cfg_obj = trl_config(config_cls, run_dir, args)            # TRL's own checks, before any weights
+    _warn_emulated_bf16(cfg_obj)
     if check: check(cfg_obj, train)
     start_distributed()
     main = process_rank()[0] == 0
