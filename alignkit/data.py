@@ -221,6 +221,7 @@ def _same(a, b) -> bool:
     if ca == "list": return len(a) == len(b) and all(map(_same, a, b))
     if ca == "dict": return all(_same(a.get(k), b.get(k)) for k in a.keys() | b.keys())
     if ca == "float" and a != a: return b != b
+    if ca == "float" and a == 0: return b == 0 and np.signbit(a) == np.signbit(b)     # -0.0 is not 0.0 (JSON storage drops the sign)
     return a == b
 
 def _from_list(rows):

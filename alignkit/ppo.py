@@ -82,12 +82,12 @@ from .online import RewardError, reward_name as _reward_name, completion_text as
 
 
 def _call_reward(f, prompts, completions, fields:dict) -> list[float]:
-    "`f` on a batch; on an exception, find the first row it fails on and raise a `RewardError` naming it."
+    "`f` on a batch, called as TRL calls rewards (`f(prompts=…, completions=…, **row_fields)`); on an exception, find the first row it fails on and raise a `RewardError` naming it."
     name = _reward_name(f)
-    try: out = f(prompts, completions, **fields)
+    try: out = f(prompts=prompts, completions=completions, **fields)
     except Exception as e:
         for i in range(len(prompts)):
-            try: f(prompts[i:i+1], completions[i:i+1], **{k: v[i:i+1] if isinstance(v, list) else v for k, v in fields.items()})
+            try: f(prompts=prompts[i:i+1], completions=completions[i:i+1], **{k: v[i:i+1] if isinstance(v, list) else v for k, v in fields.items()})
             except Exception as e2:
                 raise RewardError(f"reward function {name!r} raised {type(e2).__name__}: {e2} — on prompt {_text(prompts[i])!r} "
                                   f"with completion {_text(completions[i])!r}. Fix the function (it must return one float per completion).") from e2

@@ -22,6 +22,7 @@ def _steps(run_dir):
 
 INTERRUPT = textwrap.dedent(f"""
     import os, signal, sys, threading, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # as a Jupyter kernel has it (a background shell may ignore SIGINT)
     import alignkit as ak
     run = ak.sft("tiny-llama", {SFT!r}, output_dir=sys.argv[1], background=True, max_steps=100000, lora=4,
                  per_device_train_batch_size=2, save_steps=100000)

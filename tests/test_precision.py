@@ -117,3 +117,23 @@ def test_no_hard_coded_bf16_in_notebooks_tools_or_tests():
     found = [f"{where}, line {n}" for where, src in _sources() for n in hard_coded_bf16(src)]
     assert not found, ("bf16 hard-coded (use quant='auto' / best_precision(), or mark the line "
                        f"'{MARK}' when it is deliberate): " + "; ".join(found))
+
+
+BENCH_PEAK = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import bench_runners as b
+b.matmul_gflops(n=256, reps=1)
+print(json.dumps({k: len(v) for k, v in b.PEAKS.items()}))
+"""
+
+@pytest.mark.parametrize("simulate", [True, False])
+def test_bench_measures_the_peak_of_the_machine(simulate, tmp_path):
+    "The runners bench measures the peak alignkit trains at: fp32 only on a CPU without native bf16 (where bf16 is emulated)."
+    import os, subprocess, sys
+    if not simulate and not _cpu_has_bf16(): pytest.skip("this CPU has no native bf16")
+    env = {k: v for k, v in os.environ.items() if k != "ALIGNKIT_NO_NATIVE_BF16"}
+    if simulate: env["ALIGNKIT_NO_NATIVE_BF16"] = "1"
+    out = subprocess.run([sys.executable, "-c", BENCH_PEAK, str(ROOT/"tools/bench")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    counts = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else out.stderr
+    assert counts == ({"bf16": 0, "fp32": 1} if simulate else {"bf16": 1, "fp32": 1}), counts
