@@ -517,7 +517,7 @@ def ppo_defaults(model=None, lora:int=16) -> dict:
     dev = default_device() if model is None or isinstance(model, (str, os.PathLike)) else next(model.parameters()).device.type
     has_lora = bool(lora) if model is None or isinstance(model, (str, os.PathLike)) else getattr(model, "peft_config", None) is not None
     return dict(logging_steps=1, save_steps=25, save_total_limit=2, report_to="none", per_device_train_batch_size=8, seed=0,
-                disable_tqdm=in_notebook(), bf16=bf16_native(dev), use_cpu=dev == "cpu", learning_rate=1e-4 if has_lora else 1e-5)
+                disable_tqdm=in_notebook() or bool(os.environ.get("ALIGNKIT_QUIET")), bf16=bf16_native(dev), use_cpu=dev == "cpu", learning_rate=1e-4 if has_lora else 1e-5)
 
 def _check(tok):
     def check(cfg, data):
