@@ -6,13 +6,14 @@ Docs: https://alignkit.github.io/alignkit/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #2fd6a0df
 from __future__ import annotations
-import difflib, logging, os, sys, threading, time, weakref
+import difflib, enum, logging, os, sys, threading, time, weakref
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['LAZY_API', 'SUBMODULES', 'AlignkitError', 'ConfigError', 'UnknownNameError', 'UnsupportedPrecisionError',
-           'PrecisionWarning', 'close_matches', 'cache_dir', 'in_notebook', 'in_colab', 'enable_widgets', 'progress',
-           'release_openmp_pool', 'register_job', 'active_jobs', 'stop_all_jobs', 'wait_or_stop']
+           'TrainingError', 'PrecisionWarning', 'close_matches', 'completion_text', 'cache_dir', 'in_notebook',
+           'in_colab', 'enable_widgets', 'progress', 'release_openmp_pool', 'register_job', 'active_jobs',
+           'stop_all_jobs', 'wait_or_stop', 'Status', 'Job']
 
 # %% ../nbs/00_core.ipynb #70d491c9
 class AlignkitError(Exception):
@@ -35,6 +36,9 @@ class UnknownNameError(AlignkitError, LookupError):
 class UnsupportedPrecisionError(AlignkitError, RuntimeError):
     "A precision that this hardware or the installed libraries cannot run."
 
+class TrainingError(AlignkitError, RuntimeError):
+    "Training stopped on an error (non-finite loss or weights, an exception in the trainer)."
+
 class PrecisionWarning(UserWarning):
     "A precision that runs, but far slower than another would here (bf16 on a CPU that only emulates it)."
 
@@ -43,6 +47,13 @@ def close_matches(name:str, options, n:int=3, cutoff:float=0.5) -> list[str]:
     "The `n` entries of `options` closest to `name` (case-insensitive), best first."
     opts = {o.lower(): o for o in options}
     return [opts[o] for o in difflib.get_close_matches(str(name).lower(), list(opts), n=n, cutoff=cutoff)]
+
+# %% ../nbs/00_core.ipynb #aa952800
+def completion_text(c) -> str:
+    "The text of a completion (or prompt): a string, or the content of the last message of a chat list."
+    if isinstance(c, str): return c
+    if isinstance(c, (list, tuple)) and c and isinstance(c[-1], dict): return str(c[-1].get("content", ""))
+    return "" if c is None else str(c)
 
 # %% ../nbs/00_core.ipynb #c7c5a499
 def cache_dir(*parts) -> Path:
@@ -119,6 +130,64 @@ def wait_or_stop(done:threading.Event, timeout:float|None, stop) -> bool:
     except KeyboardInterrupt:
         stop(); done.wait()
         raise
+
+# %% ../nbs/00_core.ipynb #fbc4c3f5
+class Status(str, enum.Enum):
+    "Where a job is: created → running → finished, stopped (by the user or a rule, resumable) or failed (an error)."
+    CREATED, RUNNING, FINISHED, STOPPED, FAILED = "created", "running", "finished", "stopped", "failed"
+    def __str__(self): return self.value
+
+class Job:
+    "One lifecycle for everything alignkit trains: `status`, `error`, a background thread, `wait()` and `stop()`."
+    job_name = "job"
+    def __init__(self):
+        self.status, self.error, self._thread = Status.CREATED, None, None
+        self._done = threading.Event()      # set when the work ends, however it ends
+        register_job(self)                  # so that an interrupted cell or test harness can stop it
+
+    def _body(self, *args) -> Status: raise NotImplementedError   # the work; returns the status it ended in
+    def _request_stop(self): pass                                  # ask the work to stop at its next step
+    def _on_error(self, e:BaseException): pass                     # record an error (e.g. in the run log)
+
+    def _launch(self, background:bool|None, *args):
+        "Do `_body(*args)` in a background thread (notebooks, by default; returns at once) or here (re-raising its error)."
+        if self.status == Status.RUNNING: raise ConfigError(f"this {self.job_name} is already running; .wait() or .stop() it first.")
+        self.status, self.error = Status.RUNNING, None
+        self._done.clear()
+        background = in_notebook() if background is None else background
+        if background:
+            release_openmp_pool()       # else this thread's idle OpenMP pool slows the training thread ~30%
+            self._thread = threading.Thread(target=self._work, args=args, name=f"alignkit-{self.job_name}", daemon=True)
+            self._thread.start()
+        else:
+            self._thread = None
+            self._work(*args)
+            self._raise()
+        return self
+
+    def _work(self, *args):
+        try: self.status = Status(self._body(*args))
+        except KeyboardInterrupt as e:      # ■ on a cell working in the foreground: stopped, not failed
+            self.status, self.error = Status.STOPPED, e
+            self._on_error(e)
+        except BaseException as e:
+            self.status, self.error = Status.FAILED, e
+            self._on_error(e)
+        finally: self._done.set()
+
+    def _raise(self):
+        if self.error is not None: raise self.error
+
+    def wait(self, timeout:float|None=None):
+        "Block until the work ends; re-raise its error, if any. Interrupting the wait (■ in Jupyter) stops it cleanly."
+        if self._thread is not None: wait_or_stop(self._done, timeout, self.stop)
+        self._raise()
+        return self
+
+    def stop(self, wait:bool=False):
+        "Ask the work to stop at its next step (with a checkpoint where it keeps them)."
+        self._request_stop()
+        return self.wait() if wait else self
 
 # %% ../nbs/00_core.ipynb #2789c87b
 class _NoHubKernelWarning(logging.Filter):

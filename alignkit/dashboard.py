@@ -221,7 +221,7 @@ class DashboardState:
         self.samples = deque(maxlen=max_samples)
         self.alarms = {}                   # key -> Alarm, in the order they fired
         self.step, self.total_steps = 0, None
-        self.status = "waiting"            # waiting | running | stopped | finished | crashed
+        self.status = "waiting"            # waiting | running | stopped | finished | failed
         self.start_time = self.last_time = None
         self.stop_requested = False
         self.version = 0                   # bumped on every change; views redraw when it moves
@@ -290,10 +290,11 @@ class DashboardState:
                 for s in self.series.values(): s.truncate_after(step)
                 self.step = step
             self._rate.clear()
-        elif ev == "stop":       # RunLogCallback writes "finished", "stopped by user" or "stopped after non-finite loss"
-            if self.status != "crashed": self.status = "finished" if r.get("message") == "finished" else "stopped"
-            if r.get("message") == "stopped by user": self.stop_requested = True
-        elif ev == "error": self.status = "crashed"
+        elif ev == "stop":       # its `reason` (tracking.STOP_REASONS) says why; the message is for people
+            reason = r.get("reason")
+            if self.status != "failed": self.status = "finished" if reason in ("finished", "target_reached") else "stopped"
+            if reason == "user": self.stop_requested = True
+        elif ev == "error": self.status = "failed"
         elif ev == "checkpoint": self.checkpoints.append(r)
         if ev in ("alarm", "error"): self._seen_alarm(r, add=ev == "alarm")
 
@@ -444,7 +445,7 @@ def figure(self:DashboardState, panel, max_points:int=2000, height:int=260):
     return go.Figure(self.traces(panel, max_points), panel_layout(panel, height))
 
 # %% ../nbs/11_dashboard.ipynb #c9822112
-_STATUS_COLOR = dict(waiting="#6b7280", running="#2563eb", stopped="#b45309", finished="#15803d", crashed="#b91c1c")
+_STATUS_COLOR = dict(waiting="#6b7280", running="#2563eb", stopped="#b45309", finished="#15803d", failed="#b91c1c")
 
 def header_html(state) -> str:
     "The header: run name, status, step / total with a bar, ETA, throughput and alarms; all text escaped."
@@ -622,7 +623,7 @@ class Dashboard:
 
 # %% ../nbs/11_dashboard.ipynb #a12ce872
 def open_run(run_dir, on_stop=None, **kwargs) -> Dashboard:
-    "A Dashboard rebuilt from the log in `run_dir`: a finished, stopped or crashed run, or a live one (then it follows it)."
+    "A Dashboard rebuilt from the log in `run_dir`: a finished, stopped or failed run, or a live one (then it follows it)."
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise AlignkitError(f"open_run({str(run_dir)!r}): no such directory. Pass a run directory (the folder that holds "

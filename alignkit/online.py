@@ -6,157 +6,15 @@ Docs: https://alignkit.github.io/alignkit/online.html.md"""
 
 # %% ../nbs/32_online.ipynb #fc36470c
 from __future__ import annotations
-import functools, importlib, inspect, json, math, os, re, shutil, threading, warnings
+import functools, math, os, warnings
 from pathlib import Path
 from .core import *
-from .runners import Run, RunConfig, TrainingError, start_run, model_spec, rebuild_model, trl_config, default_run_dir
+from .runners import Run, Runner, register_runner, start_run, trainer_args, quiet
+from .rewards import (exact_match, reward_name, guarded, call_reward, reward_spec, resolve_rewards, check_columns,
+                              run_rewards)
 
 # %% auto #0
-__all__ = ['REWARD_FACTORIES', 'VARIANTS', 'LEARNING_RATES', 'SAMPLES_PER_GENERATION', 'TRAINER_CLASSES', 'TRAINER_BUILDERS',
-           'RL_KINDS', 'completion_text', 'normalize_answer', 'exact_match', 'contains_answer', 'format_reward',
-           'length_penalty', 'char_fraction', 'RewardError', 'reward_name', 'guarded', 'reward_spec', 'build_reward',
-           'online_defaults', 'OnlineMixin', 'trainer_classes', 'run_rewards', 'build_trainer', 'grpo', 'rloo',
-           'evaluate_rewards', 'compare_runs', 'stage_state', 'load_weights', 'trained_run', 'Pipeline', 'rlhf']
-
-# %% ../nbs/32_online.ipynb #f9509b9b
-def completion_text(c) -> str:
-    "The text of a completion (or prompt): a string, or the content of the last message of a chat list."
-    if isinstance(c, str): return c
-    if isinstance(c, (list, tuple)) and c and isinstance(c[-1], dict): return str(c[-1].get("content", ""))
-    return "" if c is None else str(c)
-
-def normalize_answer(s) -> str:
-    "Lower case, blanks collapsed, surrounding blanks, quotes and end punctuation removed: `' Paris.'` → `'paris'`."
-    s = " ".join(str(s).split()).casefold()
-    return s.strip(" \t\n\"'`*.,!?;:")
-
-def exact_match(completions, answer, **kwargs) -> list[float]:
-    "1.0 where the completion is the verifiable `answer` (after `normalize_answer`), else 0.0."
-    return [float(normalize_answer(completion_text(c)) == normalize_answer(a)) for c, a in zip(completions, answer)]
-
-def contains_answer(completions, answer, **kwargs) -> list[float]:
-    "1.0 where the normalised `answer` appears in the normalised completion as a whole word (or words), else 0.0."
-    out = []
-    for c, a in zip(completions, answer):
-        a = normalize_answer(a)
-        out.append(float(bool(a) and re.search(r"(?<!\w)" + re.escape(a) + r"(?!\w)", normalize_answer(completion_text(c))) is not None))
-    return out
-
-def _named(fn, name, spec):
-    fn.__name__ = fn.__qualname__ = name
-    fn.alignkit_reward = spec             # how to build it again in a fresh process (`Run.open(...).resume()`)
-    return fn
-
-def format_reward(pattern:str, name:str="format"):
-    "A reward: 1.0 where the whole completion (surrounding blanks removed) matches the regular expression `pattern`."
-    rx = re.compile(pattern, re.DOTALL)
-    def reward(completions, **kwargs): return [float(rx.fullmatch(completion_text(c).strip()) is not None) for c in completions]
-    return _named(reward, name, ("format_reward", dict(pattern=pattern, name=name)))
-
-def length_penalty(max_tokens:int, name:str="length"):
-    "A reward: −(completion tokens)/`max_tokens`, capped at −1: shorter completions score higher."
-    if not max_tokens > 0: raise ConfigError(f"length_penalty needs max_tokens > 0, got {max_tokens!r}.")
-    def reward(completions, completion_ids=None, **kwargs):
-        ns = [len(i) for i in completion_ids] if completion_ids is not None else [len(completion_text(c).split()) for c in completions]
-        return [-min(n, max_tokens) / max_tokens for n in ns]
-    return _named(reward, name, ("length_penalty", dict(max_tokens=max_tokens, name=name)))
-
-def char_fraction(chars:str, name:str="char_fraction"):
-    "A reward: the fraction of the completion's non-blank characters that are in `chars` (0.0 for an empty completion)."
-    cs = set(chars)
-    def reward(completions, **kwargs):
-        out = []
-        for c in completions:
-            t = [ch for ch in completion_text(c) if not ch.isspace()]
-            out.append(sum(ch in cs for ch in t) / len(t) if t else 0.0)
-        return out
-    return _named(reward, name, ("char_fraction", dict(chars=chars, name=name)))
-
-REWARD_FACTORIES = dict(format_reward=format_reward, length_penalty=length_penalty, char_fraction=char_fraction)
-
-# %% ../nbs/32_online.ipynb #4cd0875a
-class RewardError(AlignkitError, RuntimeError):
-    "A reward function raised on a completion (the message names the prompt and the completion)."
-
-def _short(x, n=300) -> str:
-    s = completion_text(x) if not isinstance(x, str) else x
-    return repr(s if len(s) <= n else s[:n] + "…")
-
-def reward_name(fn) -> str:
-    "The name TRL gives a reward's curves: `rewards/<name>/mean`."
-    return getattr(fn, "__name__", None) or type(fn).__name__
-
-def guarded(fn):
-    "`fn` as a reward function whose errors name the reward, the prompt and the completion they happened on."
-    name = reward_name(fn)
-    def reward(prompts, completions, **kwargs):
-        try: return fn(prompts=prompts, completions=completions, **kwargs)
-        except Exception as e:
-            n = len(completions)
-            for i in range(n):
-                one = {k: (v[i:i+1] if isinstance(v, list) and len(v) == n else v) for k, v in kwargs.items()}
-                try: fn(prompts=prompts[i:i+1], completions=completions[i:i+1], **one)
-                except Exception as e1:
-                    raise RewardError(f"reward function {name!r} raised {type(e1).__name__}: {e1} — on prompt {_short(prompts[i])} "
-                                      f"and completion {_short(completions[i])} (row {i} of the batch). Fix the function so that it "
-                                      "returns a number (or None) for every completion.") from e1
-            raise RewardError(f"reward function {name!r} raised {type(e).__name__}: {e} on a batch of {n} completions "
-                              f"(no single row fails alone; first prompt {_short(prompts[0])}, completion {_short(completions[0])}).") from e
-    reward.__name__ = reward.__qualname__ = name
-    reward.__wrapped__ = fn
-    return reward
-
-# %% ../nbs/32_online.ipynb #d02d6d8c
-def _scorer_cls():
-    from alignkit.preference import RewardScorer
-    return RewardScorer
-
-def reward_spec(fn, run_dir=None, i:int=0) -> dict:
-    "A JSON description of reward `fn` from which `build_reward` makes it again; a reward model's weights go to `run_dir`."
-    if isinstance(fn, _scorer_cls()):
-        spec = dict(kind="reward_model", name=reward_name(fn), model=model_spec(fn.model))
-        if run_dir is not None:
-            path = Path(run_dir)/"reward_models"/f"{i}-{reward_name(fn)}"
-            fn.model.save_pretrained(path); fn.tokenizer.save_pretrained(path)
-            spec["path"] = str(path.relative_to(run_dir))
-        return spec
-    lib = getattr(fn, "alignkit_reward", None)
-    if lib is not None: return dict(kind="library", name=reward_name(fn), factory=lib[0], args=lib[1])
-    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
-    if mod and mod != "__main__" and "<" not in qual:
-        try:
-            obj = importlib.import_module(mod)
-            for part in qual.split("."): obj = getattr(obj, part)
-            if obj is fn: return dict(kind="import", name=reward_name(fn), path=f"{mod}:{qual}")
-        except Exception: pass
-    return dict(kind="unbuildable", name=reward_name(fn))
-
-def _load_reward_model(spec:dict, run_dir):
-    from alignkit.preference import RewardScorer
-    path = Path(run_dir)/spec["path"]
-    model, tok = rebuild_model(spec["model"])
-    if hasattr(model, "peft_config"):
-        from peft import load_peft_weights, set_peft_model_state_dict
-        set_peft_model_state_dict(model, load_peft_weights(str(path)))
-    else:
-        from transformers import AutoModelForSequenceClassification
-        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=next(model.parameters()).dtype)
-    model.eval()
-    return RewardScorer(model, tok, name=spec["name"])
-
-def build_reward(spec:dict, run_dir=None):
-    "Make a reward again from its `reward_spec`."
-    k = spec["kind"]
-    if k == "library": return REWARD_FACTORIES[spec["factory"]](**spec["args"])
-    if k == "import":
-        mod, qual = spec["path"].split(":")
-        obj = importlib.import_module(mod)
-        for part in qual.split("."): obj = getattr(obj, part)
-        return obj
-    if k == "reward_model" and "path" in spec and run_dir is not None: return _load_reward_model(spec, run_dir)
-    raise ConfigError(f"reward {spec['name']!r} cannot be rebuilt in a new process (a lambda, or a function defined in a notebook "
-                      "or script). Pass the rewards again: `run = Run.open(path); run.rewards = [...]; run.resume()`, or define "
-                      "the function in an importable module.")
+__all__ = ['VARIANTS', 'LEARNING_RATES', 'trainer_classes', 'start_rl', 'grpo', 'rloo', 'evaluate_rewards', 'compare_runs']
 
 # %% ../nbs/32_online.ipynb #41743e6c
 VARIANTS = {
@@ -175,196 +33,70 @@ def _is_moe(model) -> bool:
     cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
     return hasattr(cfg, "output_router_logits")
 
-def online_defaults(kind:str, model=None, variant:str="grpo") -> dict:
-    "alignkit's TRL arguments for `grpo` (with `variant`) or `rloo` on `model`."
-    import dataclasses
-    from alignkit.preference import _common
-    if kind not in TRAINER_CLASSES: raise UnknownNameError("online runner", kind, TRAINER_CLASSES)
-    fields = {f.name for f in dataclasses.fields(trainer_classes(kind)[0])}
-    d = {k: v for k, v in _common(model, kind).items() if k in fields}
-    d.update(learning_rate=LEARNING_RATES[kind], num_generations=4, max_completion_length=64, log_completions=False,
-             use_vllm=False, temperature=1.0)
-    if kind == "grpo":
-        if variant not in VARIANTS: raise UnknownNameError("GRPO variant", variant, VARIANTS)
-        d.update(VARIANTS[variant])
-    if _is_moe(model):   # TRL adds the load-balancing loss when the coefficient is not 0; never let it be 0 by default
-        cfg = model.config.get_text_config()
-        d["router_aux_loss_coef"] = getattr(cfg, "router_aux_loss_coef", 0.0) or 0.001
-    return d
+def _defaults(kind):
+    def defaults(model, options, trl_args):
+        d = dict(num_generations=4, max_completion_length=64, log_completions=False, use_vllm=False, temperature=1.0)
+        if kind == "grpo":
+            variant = options.get("variant", "grpo")
+            if variant not in VARIANTS: raise UnknownNameError("GRPO variant", variant, VARIANTS)
+            d.update(VARIANTS[variant])
+            if "generation_batch_size" in trl_args: d.pop("steps_per_generation", None)
+        if _is_moe(model):   # TRL adds the load-balancing loss when the coefficient is not 0; never let it be 0 by default
+            cfg = model.config.get_text_config()
+            d["router_aux_loss_coef"] = getattr(cfg, "router_aux_loss_coef", 0.0) or 0.001
+        return d
+    return defaults
 
-# %% ../nbs/32_online.ipynb #46139869
-SAMPLES_PER_GENERATION = 4
 
-class OnlineMixin:
-    "Samples to the RunLog and importance-ratio spread, on top of TRL's GRPO/RLOO trainer."
-    _alignkit_log, _alignkit_new, _alignkit_logps = None, False, None
-
-    def train(self, *args, **kwargs):
-        # transformers' MoE models compute the aux loss in every forward when the config says output_router_logits,
-        # and in generate's cached decoding steps that fails (router logits of the new tokens against the whole
-        # attention mask). TRL asks for router logits itself in its loss forward, so the config flag is off while training.
-        cfg = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else self.model.config
-        flag = getattr(cfg, "output_router_logits", False)
-        if flag: cfg.output_router_logits = False
-        try: return super().train(*args, **kwargs)
-        finally:
-            if flag: cfg.output_router_logits = flag
-
-    def _nonfinite(self, what, cause=None):
-        step = self.state.global_step
-        cks = sorted(Path(self.args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        msg = (f"{what} became non-finite (NaN or inf) at step {step}, so training stopped. Last good checkpoint: "
-               f"{cks[-1].name if cks else 'none'}. Try a lower learning_rate, fp32 instead of bf16/fp16, or max_grad_norm=1.0.")
-        if self._alignkit_log is not None and self.accelerator.is_main_process: self._alignkit_log.log_event("error", step=step, message=msg)
-        raise TrainingError(msg) from cause
-
-    def _generate_and_score_completions(self, *args, **kwargs):
-        try: out = super()._generate_and_score_completions(*args, **kwargs)
-        except RuntimeError as e:
-            if "inf" in str(e) and "nan" in str(e): self._nonfinite("the policy's next-token probabilities (its weights)", e)
-            raise
-        if self.model.training: self._alignkit_new = True
-        return out
-
-    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
-        out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        self._alignkit_logps = out[0] if isinstance(out, tuple) else out
-        return out
-
-    def _compute_loss(self, model, inputs):
-        loss = super()._compute_loss(model, inputs)
-        old, cur = inputs.get("old_per_token_logps"), self._alignkit_logps
-        import torch
-        if old is not None and cur is not None and old.shape == cur.shape and not torch.equal(cur.detach(), old):   # off-policy only
-            with torch.no_grad():
-                mask = inputs["completion_mask"].to(cur.dtype)
-                lr = (cur.detach() - old) * mask
-                tok = torch.exp(lr[mask.bool()]).float()
-                seq = torch.exp(lr.sum(-1) / mask.sum(-1).clamp(min=1.0)).float()
-                m = self._metrics["train" if model.training else "eval"]
-                if tok.numel() > 1:
-                    m["importance_ratio/token_std"].append(tok.std().item())
-                    m["importance_ratio/token_min"].append(tok.min().item()); m["importance_ratio/token_max"].append(tok.max().item())
-                if seq.numel() > 1: m["importance_ratio/sequence_std"].append(seq.std().item())
-        return loss
-
-    def log(self, logs, start_time=None):
-        training = self.model.training
-        super().log(logs, start_time)
-        gn = logs.get("grad_norm")
-        if training and gn is not None and not math.isfinite(gn): self._nonfinite("the gradient norm")
-        if not (training and self._alignkit_new and self._alignkit_log is not None and self.accelerator.is_main_process): return
-        self._alignkit_new = False
-        ps, cs, rw = list(self._logs["prompt"]), list(self._logs["completion"]), {k: list(v) for k, v in self._logs["rewards"].items()}
-        g = max(1, self.num_generations)
-        for i in list(range(0, len(ps), g))[:SAMPLES_PER_GENERATION]:
-            r = {k: v[i] for k, v in rw.items() if i < len(v) and v[i] is not None and not math.isnan(v[i])}
-            self._alignkit_log.log_sample(self.state.global_step, completion_text(ps[i]), completion_text(cs[i]), r)
-
-TRAINER_CLASSES = ("grpo", "rloo")
-
-@functools.cache
+# %% ../nbs/32_online.ipynb #46e241ab
 def trainer_classes(kind:str):
     "(TRL config class, alignkit's trainer class) of online runner `kind` ('grpo' or 'rloo')."
     import trl
-    base = dict(grpo=(trl.GRPOConfig, trl.GRPOTrainer), rloo=(trl.RLOOConfig, trl.RLOOTrainer))[kind]
-    return base[0], type(base[1].__name__, (OnlineMixin, base[1]), {"__module__": __name__,
-                                                                     "__doc__": f"TRL's {base[1].__name__}, plus samples and importance ratios in the RunLog."})
+    from alignkit._compat import online_trainer_class
+    return dict(grpo=trl.GRPOConfig, rloo=trl.RLOOConfig)[kind], online_trainer_class(kind)
 
-# %% ../nbs/32_online.ipynb #46e241ab
-def _as_reward(fn):
-    "A reward model object becomes a `RewardScorer` (a function of text), so that every reward is a plain function."
-    if isinstance(fn, _scorer_cls()) or not hasattr(fn, "forward"): return fn
-    tok = getattr(fn, "alignkit_tokenizer", None)
-    if tok is None: raise ConfigError(f"reward {reward_name(fn)!r} is a model without a tokenizer: pass `RewardScorer(model, tokenizer)` or `run.scorer()`.")
-    return _scorer_cls()(fn, tok)
-
-def run_rewards(run) -> list:
-    "The reward functions of `run`: `run.rewards` when set, else built again from `run.json`."
-    rw = getattr(run, "rewards", None)
-    if rw: return list(rw)
-    specs = run.config.extra.get("rewards") or []
-    if not specs: raise ConfigError(f"run {str(run.run_dir)!r} records no rewards; set run.rewards = [...] before run.resume().")
-    run.rewards = [build_reward(s, run.run_dir) for s in specs]
-    return run.rewards
-
-def build_trainer(run):
+def _build(run):
     "The TRL trainer (alignkit's subclass) of a GRPO or RLOO `run`."
-    from alignkit.preference import _quiet_printer, _ds
-    config_cls, trainer_cls = trainer_classes(run.config.kind)
-    funcs = [guarded(f) for f in run_rewards(run)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(loss_type|importance_sampling_level).*")
-        trainer = trainer_cls(model=run.model, reward_funcs=funcs, args=trl_config(config_cls, run.run_dir, run.config.args),
-                              train_dataset=_ds(run.train_data), eval_dataset=_ds(run.eval_data), processing_class=run.tokenizer)
+        trainer = run.runner.classes()[1](reward_funcs=[guarded(f) for f in run_rewards(run)], **trainer_args(run))
     trainer._alignkit_log = run.log
-    return _quiet_printer(trainer)
-
-TRAINER_BUILDERS = dict(grpo=build_trainer, rloo=build_trainer)
+    return quiet(trainer)
 
 # %% ../nbs/32_online.ipynb #5acdf0a0
-_TRL_REWARD_KWARGS = {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+def _check(cfg, data, tok, options, rewards):
+    mcl = cfg.max_completion_length
+    if mcl is None or not mcl > 0: raise ConfigError(f"max_completion_length must be at least 1 token, got {mcl!r}.")
+    if cfg.num_generations is None or cfg.num_generations < 2:
+        raise ConfigError(f"num_generations must be >= 2 (the group of completions of a prompt is the baseline), got {cfg.num_generations}.")
+    w = getattr(cfg, "reward_weights", None)
+    if w is not None and len(w) != len(rewards):
+        raise ConfigError(f"reward_weights has {len(w)} weights for {len(rewards)} reward functions; give one weight per reward.")
+    check_columns(rewards, data)
 
-def _needed_columns(fn) -> list[str]:
-    fn = getattr(fn, "__wrapped__", fn)
-    try: sig = inspect.signature(fn)
-    except (TypeError, ValueError): return []
-    return [n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty and n not in _TRL_REWARD_KWARGS
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-def _check(rewards):
-    def check(cfg, data):
-        if len(data) < 1: raise ConfigError("the prompt data is empty.")
-        mcl = cfg.max_completion_length
-        if mcl is None or not mcl > 0: raise ConfigError(f"max_completion_length must be at least 1 token, got {mcl!r}.")
-        if cfg.num_generations is None or cfg.num_generations < 2:
-            raise ConfigError(f"num_generations must be >= 2 (the group of completions of a prompt is the baseline), got {cfg.num_generations}.")
-        w = getattr(cfg, "reward_weights", None)
-        if w is not None and len(w) != len(rewards):
-            raise ConfigError(f"reward_weights has {len(w)} weights for {len(rewards)} reward functions; give one weight per reward.")
-        for f in rewards:
-            missing = [c for c in _needed_columns(f) if c not in data.columns]
-            if missing: raise ConfigError(f"reward {reward_name(f)!r} needs the column(s) {missing} in the prompt data, which has "
-                                          f"{list(data.columns)}. Add them, or pick another reward.")
-    return check
+for _kind, _lr in LEARNING_RATES.items():
+    register_runner(Runner(_kind, "prompt", functools.partial(trainer_classes, _kind), _build, _lr, defaults=_defaults(_kind),
+                           check=_check, options=("variant",) if _kind == "grpo" else (), compat=("lm_head", "attention", "grpo")))
 
 # %% ../nbs/32_online.ipynb #5c521743
-def _resolve_rewards(rewards, data) -> list:
-    if rewards is None:
-        if "answer" in data.columns: return [exact_match]
-        raise ConfigError(f"pass rewards=[...]: the prompt data has no 'answer' column for the default exact-match reward (columns: {list(data.columns)}).")
-    rewards = [rewards] if callable(rewards) else list(rewards)
-    if not rewards: raise ConfigError("rewards is empty; pass at least one reward function.")
-    bad = [r for r in rewards if not callable(r)]
-    if bad: raise ConfigError(f"every reward must be a function f(prompts, completions, **columns) -> list[float]; got {bad[0]!r}.")
-    return [_as_reward(r) for r in rewards]
-
-def _online(kind, model, prompts, rewards, variant, tokenizer, output_dir, background, eval_data, lora, quant, kwargs) -> Run:
+def start_rl(kind, model, prompts, rewards, *, options=None, **kw) -> Run:
+    "Start RL runner `kind` on `prompts` with `rewards` (see `resolve_rewards`); run.json records each reward's spec."
     from alignkit.data import load_data
-    train = load_data(prompts, kind="prompt")
-    rewards = _resolve_rewards(rewards, train)
-    defaults = online_defaults(kind, model, variant)
-    if "generation_batch_size" in kwargs: defaults.pop("steps_per_generation", None)
-    config_cls = trainer_classes(kind)[0]
-    run_dir = Path(output_dir) if output_dir else default_run_dir(kind)
-    check = _check(rewards)
-    check(trl_config(config_cls, run_dir, {**defaults, **kwargs}), train)       # fail before any file or weight
-    run_dir.mkdir(parents=True, exist_ok=True)
-    extra = dict(rewards=[reward_spec(f, run_dir, i) for i, f in enumerate(rewards)], variant=variant if kind == "grpo" else None)
-    return start_run(kind, model, train, data_kind="prompt", config_cls=config_cls, defaults=defaults, kwargs=kwargs,
-                     build_trainer=lambda run: (setattr(run, "rewards", rewards), build_trainer(run))[1],
-                     tokenizer=tokenizer, output_dir=run_dir, background=background, eval_data=eval_data, lora=lora,
-                     quant=quant, extra=extra, check=check)
+    rewards = resolve_rewards(rewards, load_data(prompts, kind="prompt"))
+    return start_run(kind, model, prompts, options=options, rewards=rewards,
+                     reward_specs=lambda run_dir: [reward_spec(f, run_dir, i) for i, f in enumerate(rewards)], **kw)
 
-def grpo(model, prompts, rewards=None, variant:str="grpo", tokenizer=None, output_dir=None, background=None, eval_data=None,
-         lora:int=16, quant:str="auto", **kwargs) -> Run:
+def grpo(model, prompts, *, rewards=None, variant:str="grpo", tokenizer=None, output_dir=None, eval_data=None, background=None,
+         lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Group-relative policy optimisation (TRL's `GRPOTrainer`); `variant` is 'grpo', 'gspo', 'dapo' or 'dr_grpo'. Default reward: `exact_match` on the 'answer' column."
-    return _online("grpo", model, prompts, rewards, variant, tokenizer, output_dir, background, eval_data, lora, quant, kwargs)
+    return start_rl("grpo", model, prompts, rewards, options=dict(variant=variant), tokenizer=tokenizer, output_dir=output_dir,
+                    eval_data=eval_data, background=background, lora=lora, quant=quant, **trl_args)
 
-def rloo(model, prompts, rewards=None, tokenizer=None, output_dir=None, background=None, eval_data=None,
-         lora:int=16, quant:str="auto", **kwargs) -> Run:
+def rloo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_data=None, background=None,
+         lora:int=16, quant:str="auto", **trl_args) -> Run:
     "REINFORCE leave-one-out (TRL's `RLOOTrainer`): each completion's baseline is the mean reward of the others of its prompt."
-    return _online("rloo", model, prompts, rewards, None, tokenizer, output_dir, background, eval_data, lora, quant, kwargs)
+    return start_rl("rloo", model, prompts, rewards, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data,
+                    background=background, lora=lora, quant=quant, **trl_args)
 
 # %% ../nbs/32_online.ipynb #380760e1
 def evaluate_rewards(model, prompts, rewards=None, tokenizer=None, max_new_tokens:int=32, max_rows:int|None=None,
@@ -375,7 +107,7 @@ def evaluate_rewards(model, prompts, rewards=None, tokenizer=None, max_new_token
     from alignkit.preference import Evaluation
     data = load_data(prompts, kind="prompt")
     rows = data.to_list()[:max_rows]
-    rewards = _resolve_rewards(rewards, data)
+    rewards = resolve_rewards(rewards, data)
     tok = tokenizer or getattr(model, "alignkit_tokenizer", None)
     if tok is None: raise ConfigError("pass tokenizer=: this model was not loaded with alignkit.load_model.")
     texts = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) if isinstance(r["prompt"], list)
@@ -396,7 +128,7 @@ def evaluate_rewards(model, prompts, rewards=None, tokenizer=None, max_new_token
     cols = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"} if rows else {}
     ev = Evaluation()
     for f in rewards:
-        sc = guarded(f)(prompts=[r["prompt"] for r in rows], completions=outs, **cols)
+        sc = call_reward(f, [r["prompt"] for r in rows], outs, cols)
         ev[reward_name(f)] = sum(sc) / max(len(sc), 1)
     ev["n"] = len(rows)
     ev.completions = outs
@@ -421,143 +153,3 @@ def compare_runs(runs:dict, metrics=("reward", "importance_ratio/token_std", "im
             fig.update_xaxes(title_text="step", row=1, col=j + 1)
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
-
-# %% ../nbs/32_online.ipynb #a11019ce
-RL_KINDS = ("grpo", "ppo", "rloo")
-
-def stage_state(run_dir) -> str:
-    "'new' (nothing to resume), 'stopped' (a checkpoint to resume from) or 'finished' (trained weights saved in final/)."
-    from alignkit.tracking import RunLog
-    d = Path(run_dir)
-    if not (d/"run.json").exists(): return "new"
-    ev = [r for r in RunLog.read(d) if r["type"] == "event" and r["event"] in ("start", "resume", "stop")]
-    if ev and ev[-1]["event"] == "stop" and ev[-1]["message"] == "finished" and (d/"final").exists(): return "finished"
-    return "stopped" if any((c/"trainer_state.json").exists() for c in d.glob("checkpoint-*")) else "new"
-
-def load_weights(model, path):
-    "Load trained weights saved by `Run.save` or a checkpoint (a LoRA adapter, or a whole model) into `model`."
-    path = Path(path)
-    if hasattr(model, "peft_config"):
-        from peft import load_peft_weights, set_peft_model_state_dict
-        set_peft_model_state_dict(model, load_peft_weights(str(path)))
-    else:
-        from safetensors.torch import load_file
-        sd = {}
-        for f in sorted(path.glob("*.safetensors")): sd.update(load_file(str(f)))
-        model.load_state_dict(sd, strict=False)
-    return model
-
-def trained_run(run_dir) -> Run:
-    "`Run.open(run_dir)` with the run's trained weights (final/, else the last checkpoint) loaded into its model."
-    run = Run.open(run_dir)
-    d = Path(run_dir)
-    load_weights(run.model, d/"final" if (d/"final").exists() else run.last_checkpoint)
-    run.status = "finished"
-    return run
-
-class Pipeline:
-    "The stages of an `rlhf` pipeline: `pipeline['sft']`, `['reward']`, `['grpo']` (or ppo, rloo) are `Run`s."
-    def __init__(self, root, stages):
-        self.root, self.stages, self.runs, self.skipped = Path(root), list(stages), {}, []
-        self.status, self.error, self._thread, self._box = "created", None, None, None
-        self._done = threading.Event()
-        register_job(self)
-    def __getitem__(self, k): return self.runs[k]
-    @property
-    def policy(self):
-        "The trained policy model (the RL stage's)."
-        return self.runs[self.stages[-1]].model
-    def _add(self, name, run):
-        new = name not in self.runs
-        self.runs[name] = run
-        if self._box is not None and new:
-            import ipywidgets as W
-            self._box.children = (*self._box.children, W.HTML(f"<b>{name}</b> — {run.run_dir}"), run.dashboard)
-    def wait(self, timeout=None):
-        "Block until every stage has run; re-raise a stage's error. Interrupting the wait (■ in Jupyter) stops the pipeline."
-        if self._thread is not None: wait_or_stop(self._done, timeout, self.stop)
-        if self.error is not None: raise self.error
-        return self
-    def stop(self):
-        "Stop the stage that is training (with a checkpoint); later stages do not start. `rlhf` again with the same output_dir resumes."
-        for r in self.runs.values():
-            if r.status == "running": r.stop()
-        return self
-    def __repr__(self):
-        lines = [f"Pipeline({self.status}) at {self.root}"]
-        for k in self.stages:
-            r = self.runs.get(k)
-            lines.append(f"  {k}: " + ("not started" if r is None else f"{r.status}{' (skipped: finished before)' if k in self.skipped else ''}, step {r.log.last_step or 0}"))
-        return "\n".join(lines)
-    def _ipython_display_(self):
-        import ipywidgets as W
-        from IPython.display import display
-        if self._box is None:
-            self._box = W.VBox([])
-            for k in self.stages:
-                if k in self.runs: self._box.children = (*self._box.children, W.HTML(f"<b>{k}</b> — {self.runs[k].run_dir}"), self.runs[k].dashboard)
-        display(self._box)
-
-def _stage(pipe, name, start):
-    "Run one stage: skip it when finished, resume it when stopped, else `start(run_dir)`; save its weights to final/."
-    d = pipe.root/name
-    state = stage_state(d)
-    if state == "finished":
-        run = trained_run(d); pipe.skipped.append(name)
-    elif state == "stopped":
-        run = Run.open(d)
-        pipe._add(name, run)
-        run.resume(background=False)
-    else:
-        shutil.rmtree(d, ignore_errors=True)
-        run = start(d)
-    if run.status != "finished": raise TrainingError(f"stage {name!r} ended {run.status!r}; call rlhf again with the same output_dir to resume it.")
-    if state != "finished": run.save()
-    pipe._add(name, run)
-    return run
-
-def _run_pipeline(pipe, model, sft_data, pairs, prompts, rl, rewards, lora, quant, sft_args, reward_args, rl_args):
-    from alignkit.preference import sft, reward_model, RewardScorer
-    base = model if isinstance(model, (str, os.PathLike)) else (model_spec(model) or {}).get("name")
-    s = _stage(pipe, "sft", lambda d: sft(model, sft_data, output_dir=d, background=False, lora=lora, quant=quant, **sft_args))
-    r = _stage(pipe, "reward", lambda d: reward_model(base, pairs, output_dir=d, background=False, lora=lora, quant=quant, **reward_args))
-    scorer = RewardScorer(r.model, r.tokenizer, name="reward_model")
-    def start_rl(d):
-        if rl == "ppo":
-            from alignkit.ppo import ppo
-            return ppo(s.model, prompts, reward=scorer, tokenizer=s.tokenizer, output_dir=d, background=False, lora=lora, quant=quant, **rl_args)
-        return (grpo if rl == "grpo" else rloo)(s.model, prompts, rewards=[scorer, *(rewards or [])], tokenizer=s.tokenizer,
-                                                 output_dir=d, background=False, lora=lora, quant=quant, **rl_args)
-    _stage(pipe, rl, start_rl)
-
-def _wrong_args(name, v):
-    if v is not None and not isinstance(v, dict): raise ConfigError(f"{name} must be a dict of the stage's TRL arguments, got {type(v).__name__}.")
-    return dict(v or {})
-
-def rlhf(model, sft_data, pairs, prompts, rl:str="grpo", rewards=None, output_dir=None, background=None, lora:int=16,
-         quant:str="auto", sft_args:dict|None=None, reward_args:dict|None=None, rl_args:dict|None=None) -> Pipeline:
-    "SFT on `sft_data` → a reward model on preference `pairs` → RL (`rl`: 'grpo', 'ppo' or 'rloo') on `prompts`, resumable stage by stage."
-    if rl not in RL_KINDS: raise UnknownNameError("RL stage", rl, RL_KINDS)
-    if not isinstance(model, (str, os.PathLike)) and not model_spec(model):
-        raise ConfigError("rlhf needs a model name or a model from alignkit.load_model: the reward model is built from the same base.")
-    sft_args, reward_args, rl_args = (_wrong_args(n, v) for n, v in (("sft_args", sft_args), ("reward_args", reward_args), ("rl_args", rl_args)))
-    from alignkit.data import load_data
-    load_data(sft_data, kind="sft"); load_data(pairs, kind="preference"); load_data(prompts, kind="prompt")   # bad data fails first
-    pipe = Pipeline(output_dir or default_run_dir("rlhf"), ("sft", "reward", rl))
-    pipe.root.mkdir(parents=True, exist_ok=True)
-    args = (pipe, model, sft_data, pairs, prompts, rl, rewards, lora, quant, sft_args, reward_args, rl_args)
-    def target():
-        pipe.status = "running"
-        try: _run_pipeline(*args); pipe.status = "finished"
-        except BaseException as e: pipe.status, pipe.error = "failed", e
-        finally: pipe._done.set()
-    background = in_notebook() if background is None else background
-    if background:
-        release_openmp_pool()           # this thread's idle OpenMP pool would slow the training thread (see core)
-        pipe._thread = threading.Thread(target=target, name="alignkit-rlhf", daemon=True)
-        pipe._thread.start()
-        from IPython.display import display
-        display(pipe)
-        return pipe
-    target()
-    return pipe.wait()

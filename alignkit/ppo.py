@@ -6,19 +6,19 @@ Docs: https://alignkit.github.io/alignkit/ppo.html.md"""
 
 # %% ../nbs/33_ppo.ipynb #d42f43d0
 from __future__ import annotations
-import functools, importlib, math, os, random, shutil
+import functools, math, os, random, shutil, warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import *
-from .runners import Run, start_run
+from .runners import Run, Runner, register_runner, start_run, longest_prompt
+from .rewards import RewardError, score_completions, resolve_rewards, reward_spec, run_rewards
 import numpy as np
 import torch
 from transformers import TrainingArguments
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FILES', 'TRAINER_BUILDERS', 'PPOConfig', 'score_completions', 'gae', 'PPOTrainer', 'build_trainer',
-           'ppo_defaults', 'ppo']
+__all__ = ['CHECKPOINT_FILES', 'PPOConfig', 'gae', 'PPOTrainer', 'ppo']
 
 # %% ../nbs/33_ppo.ipynb #26bb1bdd
 @dataclass
@@ -76,49 +76,6 @@ class PPOConfig(TrainingArguments):
         if self.max_steps <= 0 and not self.num_train_epochs > 0: bad("set max_steps > 0 or num_train_epochs > 0: PPO would take no step.")
         if self.fp16: bad("fp16 is not supported by alignkit's PPO (it would need a loss scaler); use bf16=True or fp32.")
         if int(os.environ.get("WORLD_SIZE", 1)) > 1: bad("alignkit's PPO runs in one process; launch it without torchrun/accelerate launch.")
-
-# %% ../nbs/33_ppo.ipynb #232dbad1
-from .online import RewardError, reward_name as _reward_name, completion_text as _text   # shared with GRPO/RLOO
-
-
-def _call_reward(f, prompts, completions, fields:dict) -> list[float]:
-    "`f` on a batch, called as TRL calls rewards (`f(prompts=…, completions=…, **row_fields)`); on an exception, find the first row it fails on and raise a `RewardError` naming it."
-    name = _reward_name(f)
-    try: out = f(prompts=prompts, completions=completions, **fields)
-    except Exception as e:
-        for i in range(len(prompts)):
-            try: f(prompts=prompts[i:i+1], completions=completions[i:i+1], **{k: v[i:i+1] if isinstance(v, list) else v for k, v in fields.items()})
-            except Exception as e2:
-                raise RewardError(f"reward function {name!r} raised {type(e2).__name__}: {e2} — on prompt {_text(prompts[i])!r} "
-                                  f"with completion {_text(completions[i])!r}. Fix the function (it must return one float per completion).") from e2
-        raise RewardError(f"reward function {name!r} raised {type(e).__name__}: {e} on a batch of {len(prompts)} completions "
-                          f"(each row alone works), e.g. prompt {_text(prompts[0])!r}, completion {_text(completions[0])!r}.") from e
-    try: out = list(out)
-    except TypeError: raise RewardError(f"reward function {name!r} returned {type(out).__name__}; return a list of floats, one per completion.") from None
-    if len(out) != len(prompts):
-        raise RewardError(f"reward function {name!r} returned {len(out)} values for {len(prompts)} completions; return one float per completion.")
-    res = []
-    for i, v in enumerate(out):
-        try: res.append(float("nan") if v is None else float(v))
-        except (TypeError, ValueError):
-            raise RewardError(f"reward function {name!r} returned {v!r} for prompt {_text(prompts[i])!r} with completion "
-                              f"{_text(completions[i])!r}; return a float (or None where the reward does not apply).") from None
-    return res
-
-def score_completions(rewards, prompts, completions, fields:dict|None=None) -> tuple[list[float], dict]:
-    "Sum of the reward functions `rewards` on each completion (None/NaN from one function counts as 0), and each function's values by name."
-    fields = fields or {}
-    per = {}
-    for f in rewards:
-        name, k = _reward_name(f), 2
-        while name in per: name, k = f"{_reward_name(f)}_{k}", k + 1
-        per[name] = _call_reward(f, prompts, completions, fields)
-    total = []
-    for i in range(len(prompts)):
-        vals = [v[i] for v in per.values() if not math.isnan(v[i])]
-        if not vals: raise RewardError(f"no reward function scored prompt {_text(prompts[i])!r} with completion {_text(completions[i])!r} (all returned None).")
-        total.append(sum(vals))
-    return total, per
 
 # %% ../nbs/33_ppo.ipynb #0727579a
 def _masked_mean(x, mask, dim=None):
@@ -397,7 +354,7 @@ class PPOTrainer:
         log = self._runlog() if self.state.is_world_process_zero and b is not None and self.args.log_completions else None
         if log is not None:
             for i in range(min(self.args.num_completions_to_print, len(b["prompts"]))):
-                log.log_sample(self.state.global_step, _text(b["prompts"][i]), _text(b["completions"][i]),
+                log.log_sample(self.state.global_step, completion_text(b["prompts"][i]), completion_text(b["completions"][i]),
                                {**{k: v[i] for k, v in b["per_reward"].items() if not math.isnan(v[i])}, "score": float(b["scores"][i])})
 
     @torch.no_grad()
@@ -466,79 +423,40 @@ def _frozen_copy(model):
     return ref
 
 # %% ../nbs/33_ppo.ipynb #968d109d
-def _reward_ref(f) -> str|None:
-    "'module:qualname' when `f` can be imported again in a fresh process, else None."
-    mod, qn = getattr(f, "__module__", None), getattr(f, "__qualname__", None)
-    if not mod or not qn or mod == "__main__" or "<" in qn: return None
-    try:
-        obj = importlib.import_module(mod)
-        for part in qn.split("."): obj = getattr(obj, part)
-    except Exception: return None
-    return f"{mod}:{qn}" if obj is f else None
-
-def _load_reward(ref:str):
-    mod, qn = ref.split(":")
-    obj = importlib.import_module(mod)
-    for part in qn.split("."): obj = getattr(obj, part)
-    return obj
-
-def _as_rewards(reward) -> list:
-    if reward is None: raise ConfigError("ppo needs reward=: a function f(prompts, completions, **row_fields) -> list[float], a reward model's scorer() (RewardScorer), or a list of them (summed).")
-    rs = list(reward) if isinstance(reward, (list, tuple)) else [reward]
-    if not rs: raise ConfigError("reward=[] is empty; pass at least one reward function.")
-    for r in rs:
-        if not callable(r):
-            raise ConfigError(f"reward={r!r} is not callable; pass a function f(prompts, completions, **row_fields) -> list[float] or a reward model's scorer().")
-    return rs
-
-def build_trainer(run, rewards=None):
-    "The `PPOTrainer` of `run` (rewards: given, else `run.rewards`, else imported from what `run.json` recorded)."
+def _build(run):
+    "The `PPOTrainer` of `run` (its rewards: given, else built again from run.json)."
     from alignkit.runners import trl_config
-    rewards = rewards or getattr(run, "rewards", None)
-    if not rewards:
-        refs = run.config.extra.get("rewards") or []
-        lost = [r["name"] for r in refs if not r.get("ref")]
-        if lost: raise ConfigError(f"this PPO run's reward {', '.join(map(repr, lost))} was defined in a notebook or script (or is a reward model) and "
-                                   "cannot be imported again: set run.rewards = [your reward functions] before run.resume().")
-        rewards = [_load_reward(r["ref"]) for r in refs]
-    run.rewards = list(rewards)
-    if getattr(run, "ref_model", None) is None and not (getattr(run.model, "peft_config", None) and hasattr(run.model, "disable_adapter")):
+    rewards = run_rewards(run)
+    if run.ref_model is None and not (getattr(run.model, "peft_config", None) and hasattr(run.model, "disable_adapter")):
         run.ref_model = _frozen_copy(run.model)       # the reference is the model as it was before this run trained it
     args = trl_config(PPOConfig, run.run_dir, run.config.args)
-    return PPOTrainer(run.model, args, run.train_data.dataset, run.tokenizer, run.rewards, ref_model=getattr(run, "ref_model", None),
+    return PPOTrainer(run.model, args, run.train_data.dataset, run.tokenizer, rewards, ref_model=run.ref_model,
                       eval_dataset=None if run.eval_data is None else run.eval_data.dataset)
 
-TRAINER_BUILDERS = {"ppo": build_trainer}
-
 # %% ../nbs/33_ppo.ipynb #0ff3a753
-def ppo_defaults(model=None, lora:int=16) -> dict:
-    "alignkit's `PPOConfig` arguments for `model` (an object or a name)."
-    from alignkit.models import bf16_native, default_device
-    dev = default_device() if model is None or isinstance(model, (str, os.PathLike)) else next(model.parameters()).device.type
-    has_lora = bool(lora) if model is None or isinstance(model, (str, os.PathLike)) else getattr(model, "peft_config", None) is not None
-    return dict(logging_steps=1, save_steps=25, save_total_limit=2, report_to="none", per_device_train_batch_size=8, seed=0,
-                disable_tqdm=in_notebook() or bool(os.environ.get("ALIGNKIT_QUIET")), bf16=bf16_native(dev), use_cpu=dev == "cpu", learning_rate=1e-4 if has_lora else 1e-5)
+def _defaults(model, options, trl_args):
+    "A LoRA-sized learning rate, 1e-5 for full fine-tuning (as TRL's example scripts used); a model by name: see `ppo`."
+    return dict(learning_rate=1e-5 if hasattr(model, "parameters") and getattr(model, "peft_config", None) is None else 1e-4)
 
-def _check(tok):
-    def check(cfg, data):
-        if len(data) < 1: raise ConfigError("the prompt data is empty.")
-        if tok is None: return
-        from alignkit.preference import _prompt_tokens
-        lens = [_prompt_tokens(tok, data[i]) for i in range(len(data))]
-        i = max(range(len(lens)), key=lens.__getitem__)
-        if lens[i] > cfg.max_prompt_length:
-            raise ConfigError(f"row {i}'s prompt is {lens[i]} tokens, above max_prompt_length={cfg.max_prompt_length}. Raise max_prompt_length or shorten the prompt.")
-    return check
+def _check(cfg, data, tok, options, rewards):
+    if tok is None: return
+    i, n = longest_prompt(tok, data)
+    if n > cfg.max_prompt_length:       # the prompt alone is limited here (TRL's PPO had a separate completion length)
+        raise ConfigError(f"row {i}'s prompt is {n} tokens, above max_prompt_length={cfg.max_prompt_length}. Raise max_prompt_length or shorten the prompt.")
 
-def ppo(model, prompts, reward=None, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16, quant:str="auto", **kwargs) -> Run:
-    "RLHF with PPO: sample completions of `prompts`, score them with `reward` (function(s) or a reward model's scorer, summed), and optimise the policy against a KL penalty to the reference."
-    rewards = _as_rewards(reward)
-    tok = tokenizer or getattr(model, "alignkit_tokenizer", None)
-    if tok is None and isinstance(model, (str, os.PathLike)):
-        from alignkit.models import resolve
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(resolve(str(model)))
-    extra = {"rewards": [{"name": _reward_name(r), "ref": _reward_ref(r)} for r in rewards]}
-    return start_run("ppo", model, prompts, data_kind="prompt", config_cls=PPOConfig, defaults=ppo_defaults(model, lora), kwargs=kwargs,
-                     build_trainer=functools.partial(build_trainer, rewards=rewards), tokenizer=tokenizer, output_dir=output_dir,
-                     background=background, eval_data=eval_data, lora=lora, quant=quant, extra=extra, check=_check(tok))
+register_runner(Runner("ppo", "prompt", lambda: (PPOConfig, PPOTrainer), _build, 1e-4, defaults=_defaults, check=_check))
+
+def ppo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16,
+        quant:str="auto", reward=None, **trl_args) -> Run:
+    "RLHF with PPO: sample completions of `prompts`, score them with `rewards` (function(s) or a reward model's scorer, summed), and optimise the policy against a KL penalty to the reference."
+    if reward is not None:
+        warnings.warn("ppo(reward=...) is now ppo(rewards=...), as in grpo and rloo.", DeprecationWarning, stacklevel=2)
+        if rewards is not None: raise ConfigError("pass rewards= only (reward= is its old name).")
+        rewards = reward
+    from alignkit.data import load_data
+    if rewards is None: raise ConfigError("ppo needs rewards=: a function f(prompts, completions, **row_fields) -> list[float], a reward model's scorer() (RewardScorer), or a list of them (summed).")
+    rewards = resolve_rewards(rewards, load_data(prompts, kind="prompt"))
+    if isinstance(model, (str, os.PathLike)) and not lora: trl_args.setdefault("learning_rate", 1e-5)   # full fine-tuning
+    return start_run("ppo", model, prompts, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
+                     lora=lora, quant=quant, rewards=rewards, reward_specs=lambda d: [reward_spec(f, d, i) for i, f in enumerate(rewards)],
+                     **trl_args)

@@ -9,41 +9,27 @@ from __future__ import annotations
 import functools, math, os, warnings
 from pathlib import Path
 from .core import *
-from .runners import Run, start_run, model_spec
+from .runners import Run, Runner, register_runner, start_run, model_spec, rebuild_model, longest_prompt, trainer_args, quiet
+from .rewards import RewardScorer, score_texts
 
 # %% auto #0
-__all__ = ['LEARNING_RATES', 'TRAINER_BUILDERS', 'DATA_KINDS', 'pair_lengths', 'trainer_classes', 'build_trainer',
-           'runner_defaults', 'runner_config', 'sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation', 'evaluate',
-           'before_after', 'RewardScorer', 'scorer']
+__all__ = ['LEARNING_RATES', 'REFERENCE', 'trainer_classes', 'sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation',
+           'evaluate', 'before_after', 'scorer']
 
 # %% ../nbs/31_preference.ipynb #7be70063
-def _device(model) -> str:
-    from alignkit.models import default_device
-    if model is None or isinstance(model, (str, os.PathLike)): return default_device()
-    return next(model.parameters()).device.type
-
-def _common(model, kind:str) -> dict:
-    from alignkit.models import bf16_native
-    dev = _device(model)
-    d = dict(logging_steps=1, save_steps=25, save_total_limit=2, report_to="none", per_device_train_batch_size=8,
-             gradient_checkpointing=False, seed=0, dataloader_num_workers=0,
-             disable_tqdm=in_notebook() or bool(os.environ.get("ALIGNKIT_QUIET")),   # the dashboard shows progress
-             bf16=bf16_native(dev), use_cpu=dev == "cpu", ddp_find_unused_parameters=False)
-    if kind != "reward": d["max_length"] = 512
-    if kind in ("sft", "dpo"): d["train_sampling_strategy"] = "group_by_length"   # batches of similar length: less padding
-    return d
-
 LEARNING_RATES = dict(sft=2e-4, reward=3e-4, dpo=5e-5, kto=5e-5, orpo=5e-5)
 
-# %% ../nbs/31_preference.ipynb #6ea3f237
-def _prompt_tokens(tok, row) -> int:
-    p = row.get("prompt")
-    if p is None: return 0
-    if isinstance(p, list): return len(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False))
-    return len(tok(p)["input_ids"])
+def _defaults(kind):
+    def defaults(model, options, trl_args):
+        d = {} if kind == "reward" else dict(max_length=512)
+        if kind in ("sft", "dpo"): d["train_sampling_strategy"] = "group_by_length"   # batches of similar length: less padding
+        if kind == "dpo": d["precompute_ref_log_probs"] = True
+        return d
+    return defaults
 
-def _check(kind, tok):
-    def check(cfg, data):
+# %% ../nbs/31_preference.ipynb #6ea3f237
+def _check(kind):
+    def check(cfg, data, tok, options, rewards):
         beta = getattr(cfg, "beta", None)
         if beta is not None and not beta > 0: raise ConfigError(f"beta must be > 0 (it scales the KL penalty to the reference), got {beta}.")
         if kind == "kto" and cfg.per_device_train_batch_size < 2:
@@ -53,140 +39,89 @@ def _check(kind, tok):
             if len(labels) < 2: raise ConfigError(f"KTO needs both desirable (True) and undesirable (False) examples; every label is {labels.pop()}.")
         ml = getattr(cfg, "max_length", None)
         if ml is not None and tok is not None and "prompt" in data.columns:
-            lens = [_prompt_tokens(tok, data[i]) for i in range(len(data))]
-            i = max(range(len(lens)), key=lens.__getitem__)
-            if lens[i] >= ml: raise ConfigError(f"max_length={ml} leaves no room for a completion: row {i}'s prompt alone is {lens[i]} tokens. Raise max_length or shorten the prompt.")
-        if len(data) < 1: raise ConfigError("the training data is empty.")
+            i, n = longest_prompt(tok, data)
+            if n >= ml: raise ConfigError(f"max_length={ml} leaves no room for a completion: row {i}'s prompt alone is {n} tokens. Raise max_length or shorten the prompt.")
     return check
 
 # %% ../nbs/31_preference.ipynb #47d2d659
-def _args(run, config_cls):
-    from alignkit.runners import trl_config
-    return trl_config(config_cls, run.run_dir, run.config.args)
-
-def _quiet_printer(trainer):
-    "With tqdm off (the dashboard shows progress), transformers adds a printer of every log dict: remove it."
-    from transformers.trainer_callback import PrinterCallback
-    trainer.remove_callback(PrinterCallback)
-    return trainer
-
-def _ds(data): return None if data is None else data.dataset
-
-def pair_lengths(ds) -> list[int]:
-    "Tokens in the longer sequence of each tokenized DPO pair (prompt + the longer completion): what its batch pads to."
-    return [len(p) + max(len(c), len(r)) for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])]
-
-def _drop_fresh_ref_adapter(model) -> bool:
-    """Delete the "ref" adapter TRL's DPO adds to a PEFT model when it is a fresh LoRA (every B matrix exactly 0): it
-    then equals the base model exactly, which TRL uses when no "ref" adapter exists, without the LoRA matmuls."""
-    from peft import LoraConfig
-    cfgs = getattr(model, "peft_config", None) or {}
-    ref = cfgs.get("ref")
-    if not isinstance(ref, LoraConfig) or getattr(ref, "use_dora", False) or getattr(ref, "target_parameters", None): return False
-    bs = [p for n, p in model.named_parameters() if ".ref." in n and ("lora_B" in n or "lora_embedding_B" in n)]
-    if not bs or any(bool(p.detach().any()) for p in bs): return False
-    model.delete_adapter("ref")
-    return True
-
-@functools.cache
-def _grouped_dpo_trainer():
-    import torch, trl
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-    class DPOTrainer(trl.DPOTrainer):
-        """TRL's DPOTrainer that honours `train_sampling_strategy="group_by_length"` (TRL's DPO data has no
-        `input_ids` for transformers' sampler to measure, so the pairs' lengths are passed to it), whose reference
-        pass on a CPU computes only the log-probs it uses, and which scores a fresh LoRA's reference with the base
-        model instead of a zero copy of the adapter."""
-        def _grouped(self, ds, batch_size, **kw):
-            cols = set(getattr(ds, "column_names", None) or ())
-            if self.args.train_sampling_strategy == "group_by_length" and {"prompt_ids", "chosen_ids", "rejected_ids"} <= cols:
-                return LengthGroupedSampler(batch_size, lengths=pair_lengths(ds), **kw)
-        def _get_train_sampler(self, train_dataset=None):
-            ds = self.train_dataset if train_dataset is None else train_dataset
-            return (self._grouped(ds, self.args.train_batch_size * self.args.gradient_accumulation_steps)
-                    or super()._get_train_sampler(train_dataset))
-        def _get_eval_sampler(self, eval_dataset):       # transformers groups eval batches too, with a fixed seed
-            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return (self._grouped(eval_dataset, self.args.eval_batch_size, generator=torch.Generator().manual_seed(seed))
-                    or super()._get_eval_sampler(eval_dataset))
-        def compute_ref_log_probs(self, model, inputs):
-            from alignkit.runners import log_probs_only
-            with log_probs_only(): return super().compute_ref_log_probs(model, inputs)   # TRL reads only .log_probs
-        def _precompute_ref_logps(self, dataset, name, batch_size):
-            _drop_fresh_ref_adapter(self.model)          # runs inside TRL's constructor, after it adds "ref"
-            return super()._precompute_ref_logps(dataset, name, batch_size)
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            _drop_fresh_ref_adapter(self.model)
-    DPOTrainer.__module__ = __name__
-    return DPOTrainer
-
 def trainer_classes(kind:str):
     "The (config class, trainer class) runner `kind` builds: TRL's, and for DPO TRL's trainer with length-grouped batches."
     import trl
     if kind == "orpo":
         from trl.experimental import orpo as m          # TRL 1.16 keeps ORPO under experimental
         return m.ORPOConfig, m.ORPOTrainer
-    if kind == "dpo": return trl.DPOConfig, _grouped_dpo_trainer()
+    if kind == "dpo":
+        from alignkit._compat import dpo_trainer_class
+        return trl.DPOConfig, dpo_trainer_class()
     name = dict(sft="SFT", reward="Reward", kto="KTO")[kind]
     return getattr(trl, f"{name}Config"), getattr(trl, f"{name}Trainer")
 
-def build_trainer(run):
+REFERENCE = "reference"         # DPO: the adapter a run started from, when it is not a fresh one
+
+def _dpo_prepare(run):
+    "Record DPO's reference: the base model under a fresh LoRA, else the adapter the run starts from (saved), else a copy TRL makes."
+    from alignkit._compat import fresh_lora
+    m = run.model
+    if getattr(m, "peft_config", None) is None: return
+    if fresh_lora(m): run.config.options["reference"] = "base"; return
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+    d = run.run_dir/REFERENCE
+    d.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in get_peft_model_state_dict(m).items()}, str(d/"adapter_model.safetensors"))
+    run.config.options["reference"] = "adapter"
+
+def _reference(run):
+    "The reference `_compat.dpo_reference` takes for `run`; for full fine-tuning resumed in this process, a fresh copy of the start model."
+    ref = run.config.options.get("reference")
+    if ref == "adapter":
+        from safetensors.torch import load_file
+        return load_file(str(run.run_dir/REFERENCE/"adapter_model.safetensors"))
+    if getattr(run.model, "peft_config", None) is None and run.trainer is not None and run.ref_model is None:
+        run.ref_model = rebuild_model(run.config.model)[0]      # the model has trained: TRL would copy the trained one
+    return ref
+
+def _build(run):
     "The TRL trainer of `run`, from its config, model, tokenizer and data."
-    config_cls, trainer_cls = trainer_classes(run.config.kind)
-    return _quiet_printer(trainer_cls(model=run.model, args=_args(run, config_cls), train_dataset=_ds(run.train_data),
-                                      eval_dataset=_ds(run.eval_data), processing_class=run.tokenizer))
+    kw = trainer_args(run)
+    if run.config.kind != "dpo": return quiet(run.runner.classes()[1](**kw))
+    from alignkit._compat import dpo_reference
+    with dpo_reference(_reference(run)):
+        return quiet(run.runner.classes()[1](**kw, ref_model=run.ref_model))
 
-TRAINER_BUILDERS = dict.fromkeys(("sft", "reward", "dpo", "kto", "orpo"), build_trainer)
-
-def _config_cls(kind): return trainer_classes(kind)[0]
+for _name, _data, _task in (("sft", "sft", "causal-lm"), ("reward", "preference", "reward"), ("dpo", "preference", "causal-lm"),
+                            ("kto", "unpaired", "causal-lm"), ("orpo", "preference", "causal-lm")):
+    register_runner(Runner(_name, _data, functools.partial(trainer_classes, _name), _build, LEARNING_RATES[_name],
+                           defaults=_defaults(_name), check=_check(_name), task=_task, options=("reference",) if _name == "dpo" else (),
+                           prepare=_dpo_prepare if _name == "dpo" else None,
+                           compat=("lm_head", "attention", "dpo") if _name == "dpo" else ("lm_head", "attention")))
 
 # %% ../nbs/31_preference.ipynb #b655491d
-DATA_KINDS = dict(sft="sft", reward="preference", dpo="preference", kto="unpaired", orpo="preference")
-
-def runner_defaults(kind:str, model=None) -> dict:
-    "alignkit's TRL arguments for runner `kind` ('sft', 'reward', 'dpo', 'kto', 'orpo') and `model` (an object or a name)."
-    if kind not in TRAINER_BUILDERS: raise UnknownNameError("runner", kind, TRAINER_BUILDERS)
-    d = {**_common(model, kind), "learning_rate": LEARNING_RATES[kind]}
-    if kind == "dpo": d["precompute_ref_log_probs"] = True
-    return d
-
-def runner_config(kind:str, output_dir, model=None, **kwargs):
-    "The TRL config a runner would build (alignkit's defaults, then `kwargs`) — TRL's own checks run here."
-    from alignkit.runners import trl_config
-    return trl_config(_config_cls(kind), output_dir, {**runner_defaults(kind, model), **kwargs})
-
-def _run(kind, data_kind, model, data, tokenizer, output_dir, background, eval_data, lora, quant, kwargs, extra=None):
-    tok = tokenizer or getattr(model, "alignkit_tokenizer", None)
-    if tok is None and isinstance(model, (str, os.PathLike)):
-        from alignkit.models import resolve
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(resolve(str(model)))
-    defaults = runner_defaults(kind, model)
-    return start_run(kind, model, data, data_kind=data_kind, config_cls=_config_cls(kind), defaults=defaults, kwargs=kwargs,
-                     build_trainer=TRAINER_BUILDERS[kind], tokenizer=tokenizer, output_dir=output_dir, background=background,
-                     eval_data=eval_data, lora=lora, quant=quant, extra=extra, check=_check(kind, tok))
-
-def sft(model, data, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16, quant:str="auto", **kwargs) -> Run:
+def sft(model, data, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Supervised fine-tuning (TRL's `SFTTrainer`) on text, prompt–completion or messages data."
-    return _run("sft", "sft", model, data, tokenizer, output_dir, background, eval_data, lora, quant, kwargs)
+    return start_run("sft", model, data, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
+                     lora=lora, quant=quant, **trl_args)
 
-def reward_model(model, pairs, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16, quant:str="auto", **kwargs) -> Run:
+def reward_model(model, pairs, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Train a Bradley–Terry reward model on preference pairs (TRL's `RewardTrainer`); `run.scorer()` is then a reward function."
-    return _run("reward", "preference", model, pairs, tokenizer, output_dir, background, eval_data, lora, quant, kwargs)
+    return start_run("reward", model, pairs, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
+                     lora=lora, quant=quant, **trl_args)
 
-def dpo(model, pairs, tokenizer=None, output_dir=None, background=None, eval_data=None, loss=None, lora:int=16, quant:str="auto", **kwargs) -> Run:
+def dpo(model, pairs, *, loss=None, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Direct preference optimisation (TRL's `DPOTrainer`); `loss` is TRL's `loss_type`: 'sigmoid' (DPO), 'ipo', 'hinge', 'robust', 'sigmoid_norm' (length-normalised), …"
-    if loss is not None: kwargs["loss_type"] = [loss] if isinstance(loss, str) else list(loss)
-    return _run("dpo", "preference", model, pairs, tokenizer, output_dir, background, eval_data, lora, quant, kwargs)
+    if loss is not None: trl_args["loss_type"] = [loss] if isinstance(loss, str) else list(loss)
+    return start_run("dpo", model, pairs, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
+                     lora=lora, quant=quant, **trl_args)
 
-def kto(model, unpaired, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16, quant:str="auto", **kwargs) -> Run:
+def kto(model, unpaired, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Kahneman–Tversky optimisation on unpaired feedback (prompt, completion, label) — TRL's `KTOTrainer`."
-    return _run("kto", "unpaired", model, unpaired, tokenizer, output_dir, background, eval_data, lora, quant, kwargs)
+    return start_run("kto", model, unpaired, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
+                     lora=lora, quant=quant, **trl_args)
 
-def orpo(model, pairs, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16, quant:str="auto", **kwargs) -> Run:
+def orpo(model, pairs, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Odds-ratio preference optimisation, SFT and preference in one loss, no reference model (TRL's experimental `ORPOTrainer`)."
-    return _run("orpo", "preference", model, pairs, tokenizer, output_dir, background, eval_data, lora, quant, kwargs)
+    return start_run("orpo", model, pairs, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
+                     lora=lora, quant=quant, **trl_args)
 
 # %% ../nbs/31_preference.ipynb #3aafc61a
 def _texts(tok, row, keys):
@@ -220,15 +155,6 @@ def _is_reward_model(model) -> bool:
     if info is not None: return info.task == "reward"
     return "SequenceClassification" in type(getattr(model, "base_model", model)).__name__ or "SequenceClassification" in type(model).__name__
 
-def _scores(model, tok, texts, batch_size=16):
-    import torch
-    dev = next(model.parameters()).device
-    res = []
-    for s in range(0, len(texts), batch_size):
-        b = tok(texts[s:s+batch_size], return_tensors="pt", padding=True).to(dev)
-        with torch.no_grad(): res += model(**b).logits[:, 0].float().tolist()
-    return res
-
 # %% ../nbs/31_preference.ipynb #467da38b
 class Evaluation(dict):
     "Evaluation numbers (a dict) with a table repr; `before_after(a, b)` sets two side by side."
@@ -249,8 +175,8 @@ def evaluate(model, data, tokenizer=None, batch_size:int=16, max_rows:int|None=N
     try:
         if data.kind == "preference" and _is_reward_model(model):
             t = [_texts(tok, r, ("chosen", "rejected")) for r in rows]
-            sc = _scores(model, tok, [x.get("prompt", "") + x["chosen"] for x in t], batch_size)
-            sr = _scores(model, tok, [x.get("prompt", "") + x["rejected"] for x in t], batch_size)
+            sc = score_texts(model, tok, [x.get("prompt", "") + x["chosen"] for x in t], batch_size)
+            sr = score_texts(model, tok, [x.get("prompt", "") + x["rejected"] for x in t], batch_size)
             d = [a - b for a, b in zip(sc, sr)]
             return Evaluation(rm_accuracy=sum(x > 0 for x in d)/len(d), rm_margin=sum(d)/len(d), n=len(d))
         if data.kind == "preference":
@@ -294,21 +220,6 @@ def before_after(before:dict, after:dict):
                          "change": [after[k] - before[k] for k in keys]}, index=keys)
 
 # %% ../nbs/31_preference.ipynb #56f8a9ad
-class RewardScorer:
-    "A reward model as a TRL reward function: `scorer(prompts, completions) -> list[float]`."
-    def __init__(self, model, tokenizer, batch_size:int=16, name:str="reward_model"):
-        self.model, self.tokenizer, self.batch_size, self.__name__ = model, tokenizer, batch_size, name
-    def __call__(self, prompts, completions, **kwargs) -> list[float]:
-        from trl.data_utils import maybe_apply_chat_template
-        texts = []
-        for p, c in zip(prompts, completions):
-            t = maybe_apply_chat_template({"prompt": p, "completion": c}, self.tokenizer)
-            texts.append(t["prompt"] + t["completion"])
-        was = self.model.training; self.model.eval()
-        try: return _scores(self.model, self.tokenizer, texts, self.batch_size)
-        finally:
-            if was: self.model.train()
-
 def scorer(run_or_model, tokenizer=None) -> RewardScorer:
     "The reward function of a reward-model `Run` (or of a reward model)."
     m = run_or_model.model if isinstance(run_or_model, Run) else run_or_model

@@ -6,17 +6,19 @@ Docs: https://alignkit.github.io/alignkit/runners.html.md"""
 
 # %% ../nbs/30_runners.ipynb #c99b01c5
 from __future__ import annotations
-import contextvars, json, math, os, shutil, sys, threading, time, warnings, difflib
+import json, math, os, shutil, sys, threading, time, warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
+from typing import Callable
 from .core import *
+from ._compat import compact_lm_head, cpu_attention, check as compat_check
 
 # %% auto #0
-__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'LOGITS_AT_ONCE', 'RUNNER_MODULES', 'RunConfig', 'model_spec', 'rebuild_model',
-           'trl_config', 'log_probs_only', 'cpu_logprobs', 'compact_lm_head', 'cpu_attention', 'trainer_builder',
-           'TrainingError', 'Run', 'process_rank', 'start_distributed', 'main_process_first', 'file_backed',
-           'default_run_dir', 'start_run']
+__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'RUNNERS', 'RunConfig', 'model_spec', 'rebuild_model', 'trl_config', 'Runner',
+           'register_runner', 'get_runner', 'runner_defaults', 'runner_config', 'prompt_tokens', 'longest_prompt',
+           'trainer_callback', 'use_dashboard', 'trainer_args', 'quiet', 'Run', 'process_rank', 'start_distributed',
+           'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
@@ -24,11 +26,12 @@ RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
 @dataclass
 class RunConfig:
     "Everything needed to rebuild a run in a fresh process (saved as `run.json` in the run directory)."
-    kind: str                       # the runner: "sft", "reward", "dpo", "kto", "orpo"
+    kind: str                       # the runner (a registered `Runner`'s name): "sft", "dpo", "grpo", "ppo", …
     model: dict                     # load_model arguments: name, quant, lora (a LoraConfig dict), seed, task, double_quant
     args: dict                      # the TRL config's arguments, under TRL's names
     data_kind: str = ""
-    extra: dict = field(default_factory=dict)   # runner options that are not TRL arguments (e.g. ref model)
+    rewards: list = field(default_factory=list)   # reward specs (alignkit.rewards.reward_spec) of GRPO, RLOO, PPO
+    options: dict = field(default_factory=dict)   # the runner's own options, by the names its `Runner.options` declares
 
     def save(self, run_dir):
         p = Path(run_dir)/RUN_FILE
@@ -36,9 +39,21 @@ class RunConfig:
         return p
     @classmethod
     def load(cls, run_dir):
+        "Read `run.json`; a field alignkit does not know is an error naming it (the file of an older alignkit is read too)."
         p = Path(run_dir)/RUN_FILE
         if not p.exists(): raise ConfigError(f"{str(run_dir)!r} is not a run directory: it has no {RUN_FILE}.")
-        return cls(**json.loads(p.read_text()))
+        try: d = json.loads(p.read_text())
+        except ValueError as e: raise ConfigError(f"{p} is not valid JSON: {e}") from None
+        if not isinstance(d, dict): raise ConfigError(f"{p} holds a {type(d).__name__}, not a run config (an object).")
+        extra = d.pop("extra", None) or {}                          # alignkit < 0.0.2 kept rewards and options together
+        d.setdefault("rewards", extra.pop("rewards", None) or [])
+        d.setdefault("options", {k: v for k, v in extra.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        bad = [k for k in d if k not in known]
+        if bad: raise ConfigError(f"{p}: unknown field(s) {bad}; a run config has {sorted(known)}.")
+        missing = [k for k in ("kind", "model", "args") if k not in d]
+        if missing: raise ConfigError(f"{p}: missing field(s) {missing}.")
+        return cls(**d)
 
 # %% ../nbs/30_runners.ipynb #ca122546
 def model_spec(model) -> dict:
@@ -77,123 +92,115 @@ def trl_config(config_cls, run_dir, kwargs:dict):
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{config_cls.__name__} rejected these arguments: {e}") from e
 
-# %% ../nbs/30_runners.ipynb #8ddc1275
-_COMPACT = contextvars.ContextVar("alignkit_compact_lm_head", default=False)
-
-_LOG_PROBS_ONLY = contextvars.ContextVar("alignkit_log_probs_only", default=False)
-
-@contextmanager
-def log_probs_only():
-    "In this block, `cpu_logprobs` computes only the log-probs (a reference model's pass needs nothing else)."
-    token = _LOG_PROBS_ONLY.set(True)
-    try: yield
-    finally: _LOG_PROBS_ONLY.reset(token)
-
-LOGITS_AT_ONCE = 1 << 26        # above this many logits in a batch, cpu_logprobs goes in token chunks recomputed in backward
-
-def _logprob_chunk(hidden, weight, bias, targets, inv_t, softcap, scale, outputs, dtype):
-    import torch, torch.nn.functional as F
-    z = F.linear(hidden.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype)).float()   # logits rounded as TRL's tiles are
-    if scale != 1.0: z = z * scale
-    if softcap is not None: z = softcap * torch.tanh(z / softcap)
-    if inv_t != 1.0: z = z * inv_t
-    logp = z.log_softmax(-1)
-    lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    ent = -(logp.exp() * logp).sum(-1) if "entropy" in outputs else None
-    with torch.no_grad():           # TRL marks these three non-differentiable
-        lsq = torch.logsumexp(2 * logp, -1) if "log_sum_sq_probs" in outputs else None
-        mean = z.mean(-1) if "mean_logits" in outputs else None
-        top1 = z.argmax(-1) == targets if "is_top1" in outputs else None      # argmax takes the first maximum, as TRL's does
-    return lp, ent, lsq, mean, top1
-
-def cpu_logprobs(hidden, weight, bias, targets, temperature=1.0, chunk_size=None, final_logit_softcapping=None,
-                 logit_scale=1.0, outputs=("log_probs",)):
-    """Per-token log-probs of `hidden @ weight.T` (and entropy, log Σp², mean logit, is-top-1 when asked), with TRL's
-    `ChunkedLogProbFunction.apply` signature, by plain autograd: what an alignkit run uses on a CPU."""
-    import torch
-    from torch.utils.checkpoint import checkpoint
-    if _LOG_PROBS_ONLY.get(): outputs = ("log_probs",)
-    dev = hidden.device.type
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else hidden.dtype
-    args = (1 / temperature, final_logit_softcapping, logit_scale, tuple(outputs), dtype)
-    n, vocab = hidden.shape[0], weight.shape[0]
-    if n * vocab <= LOGITS_AT_ONCE: return _logprob_chunk(hidden, weight, bias, targets, *args)
-    step = max(1, LOGITS_AT_ONCE // vocab // 2)
-    parts = [checkpoint(_logprob_chunk, hidden[s:s+step], weight, bias, targets[s:s+step], *args, use_reentrant=False)
-             for s in range(0, n, step)]
-    return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))
-
-class _LogProbSwitch:
-    "Stands in for TRL's ChunkedLogProbFunction: `cpu_logprobs` on a CPU while `_COMPACT` is set, TRL's function otherwise."
-    _alignkit = True
-    def __init__(self, orig): self.orig = orig
-    def apply(self, hidden, *args, **kw):
-        if _COMPACT.get() and hidden.device.type == "cpu": return cpu_logprobs(hidden, *args, **kw)
-        return self.orig.apply(hidden, *args, **kw)
-
-def _install_compact_switch() -> bool:
-    """Once per process: while `_COMPACT` is set, TRL's fused LM head scores only labelled positions on a CPU, and
-    scores them with `cpu_logprobs`."""
-    try: import trl.trainer.utils as U
-    except ImportError: return False
-    orig = getattr(U, "_use_triton", None)
-    if not callable(orig): return False
-    if not getattr(orig, "_alignkit", False):
-        def use_compact(device):
-            return orig(device) or (_COMPACT.get() and getattr(device, "type", None) == "cpu")
-        use_compact._alignkit = True
-        U._use_triton = use_compact
-    fn = getattr(U, "_ChunkedLogProbFunction", None)
-    if fn is not None and hasattr(fn, "apply") and not getattr(fn, "_alignkit", False): U._ChunkedLogProbFunction = _LogProbSwitch(fn)
-    return True
-
-@contextmanager
-def compact_lm_head():
-    "In this block (this thread), TRL's fused LM head scores only labelled positions on a CPU too, by plain autograd."
-    on = _install_compact_switch()
-    token = _COMPACT.set(on)
-    try: yield on
-    finally: _COMPACT.reset(token)
-
-def cpu_attention(model) -> str:
-    "Switch a model on the CPU from `sdpa` to eager attention (faster for short padded batches); returns the attention in use."
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    cfg = getattr(base, "config", None)
-    impl = getattr(cfg, "_attn_implementation", None)
-    try: on_cpu = next(base.parameters()).device.type == "cpu"
-    except (StopIteration, AttributeError): on_cpu = False
-    if on_cpu and impl == "sdpa" and hasattr(base, "set_attn_implementation"):
-        base.set_attn_implementation("eager")
-        impl = base.config._attn_implementation
-    return impl
-
 # %% ../nbs/30_runners.ipynb #8ddd0175
-RUNNER_MODULES = dict(sft="preference", reward="preference", dpo="preference", kto="preference", orpo="preference",
-                      grpo="online", rloo="online", ppo="ppo")
+@dataclass(frozen=True)
+class Runner:
+    "A training method alignkit runs: everything `start_run`, `Run.open`, the CLI and the docs need to know about it."
+    name: str                        # RunConfig.kind and the CLI's `runner:`: "sft", "dpo", "grpo", "ppo", …
+    data_kind: str                   # what `load_data` must make of its data: "sft", "preference", "unpaired", "prompt"
+    classes: Callable                # () -> (TRL config class, trainer class)
+    build: Callable                  # (run) -> the trainer of a `Run`
+    learning_rate: float             # its default learning rate
+    defaults: Callable|None = None   # (model, options, trl_args) -> TRL arguments on top of the shared defaults
+    check: Callable|None = None      # (config, data, tokenizer, options, rewards) -> None; raises ConfigError, before weights
+    prepare: Callable|None = None    # (run) -> None: once, before the first training; may set run.config.options
+    options: tuple = ()              # the runner options it keeps in run.json (RunConfig.options)
+    compat: tuple = ()               # the groups of private TRL names it needs (alignkit._compat.PRIVATE_NAMES)
+    task: str = "causal-lm"          # load_model's task when the model is given by name
+    doc: str = ""
 
-def trainer_builder(kind:str):
-    "The function that builds runner `kind`'s trainer from a `Run` (looked up in the module that defines the runner)."
-    import importlib
-    if kind not in RUNNER_MODULES: raise UnknownNameError("runner", kind, RUNNER_MODULES)
-    return importlib.import_module(f"alignkit.{RUNNER_MODULES[kind]}").TRAINER_BUILDERS[kind]
+RUNNERS: dict[str, Runner] = {}
 
-class TrainingError(AlignkitError, RuntimeError):
-    "Training stopped on an error (non-finite loss, an exception in the trainer)."
+def register_runner(runner:Runner) -> Runner:
+    "Add `runner` to the registry (a runner module does this for each of its runners when it is imported)."
+    RUNNERS[runner.name] = runner
+    return runner
 
-class Run:
+def _discover():
+    "Import the runner modules installed packages declare (entry points of group `alignkit.runners`); they register their runners."
+    from importlib.metadata import entry_points
+    for ep in entry_points(group="alignkit.runners"): ep.load()
+
+def get_runner(kind:str) -> Runner:
+    "The registered runner `kind`, discovering the installed runner modules the first time a name is missing."
+    if kind not in RUNNERS: _discover()
+    if kind not in RUNNERS: raise UnknownNameError("runner", kind, RUNNERS)
+    return RUNNERS[kind]
+
+# %% ../nbs/30_runners.ipynb #92cb9e32
+def _device(model) -> str:
+    from alignkit.models import default_device
+    if model is None or isinstance(model, (str, os.PathLike)): return default_device()
+    return next(model.parameters()).device.type
+
+def runner_defaults(kind:str, model=None, options:dict|None=None, trl_args:dict|None=None) -> dict:
+    "alignkit's TRL arguments for runner `kind` on `model` (an object or a name): the shared defaults, then the runner's."
+    import dataclasses
+    from alignkit.models import bf16_native
+    r, dev = get_runner(kind), _device(model)
+    d = dict(logging_steps=1, save_steps=25, save_total_limit=2, report_to="none", per_device_train_batch_size=8,
+             gradient_checkpointing=False, seed=0, dataloader_num_workers=0, learning_rate=r.learning_rate,
+             disable_tqdm=in_notebook() or bool(os.environ.get("ALIGNKIT_QUIET")),   # the dashboard shows progress
+             bf16=bf16_native(dev), use_cpu=dev == "cpu", ddp_find_unused_parameters=False)
+    if r.defaults: d.update(r.defaults(model, options or {}, trl_args or {}))
+    names = {f.name for f in dataclasses.fields(r.classes()[0])}
+    return {k: v for k, v in d.items() if k in names}
+
+def runner_config(kind:str, output_dir, model=None, **kwargs):
+    "The TRL config runner `kind` would build (alignkit's defaults, then `kwargs`) — TRL's own checks run here."
+    return trl_config(get_runner(kind).classes()[0], output_dir, {**runner_defaults(kind, model, trl_args=kwargs), **kwargs})
+
+# %% ../nbs/30_runners.ipynb #373f9e1a
+def prompt_tokens(tok, row) -> int:
+    "Tokens of `row`'s prompt as the trainer builds it (chat prompts with the generation prompt); 0 without a prompt."
+    p = row.get("prompt")
+    if p is None: return 0
+    if isinstance(p, list): return len(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False))
+    return len(tok(p)["input_ids"])
+
+def longest_prompt(tok, data) -> tuple[int, int]:
+    "(row, tokens) of the longest prompt in `data`."
+    lens = [prompt_tokens(tok, data[i]) for i in range(len(data))]
+    i = max(range(len(lens)), key=lens.__getitem__)
+    return i, lens[i]
+
+_CALLBACKS, _VIEW = [], []
+
+def trainer_callback(make:Callable) -> Callable:
+    "Register `make(run) -> callback or None`: every run adds what it returns to its trainer."
+    _CALLBACKS.append(make)
+    return make
+
+def use_dashboard(view:Callable):
+    "Register the view `run.dashboard` builds: `view(run_log, on_stop=…)` (alignkit.dashboard does this)."
+    _VIEW[:] = [view]
+
+def trainer_args(run) -> dict:
+    "What every TRL trainer of `run` is built with: model, TRL config, datasets and tokenizer."
+    return dict(model=run.model, args=trl_config(run.runner.classes()[0], run.run_dir, run.config.args),
+                train_dataset=run.train_data.dataset, eval_dataset=None if run.eval_data is None else run.eval_data.dataset,
+                processing_class=run.tokenizer)
+
+def quiet(trainer):
+    "With tqdm off (the dashboard shows progress), transformers adds a printer of every log dict: remove it."
+    from transformers.trainer_callback import PrinterCallback
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+# %% ../nbs/30_runners.ipynb #979478fc
+class Run(Job):
     "One training run: config, directory (checkpoints + RunLog), trainer, model, tokenizer and dashboard."
-    def __init__(self, config:RunConfig, run_dir, model, tokenizer, train_data, eval_data=None, build_trainer=None):
+    def __init__(self, config:RunConfig, run_dir, model, tokenizer, train_data, eval_data=None, rewards=None, ref_model=None):
         from alignkit.tracking import RunLog
-        self.config, self.run_dir = config, Path(run_dir)
+        super().__init__()
+        self.config, self.runner, self.run_dir = config, get_runner(config.kind), Path(run_dir)
+        self.job_name = config.kind
         self.model, self.tokenizer, self.train_data, self.eval_data = model, tokenizer, train_data, eval_data
-        self._build_trainer = build_trainer
+        self.rewards = list(rewards) if rewards else None    # GRPO, RLOO, PPO: the reward functions (None: rebuilt from run.json)
+        self.ref_model = ref_model                           # a separate reference policy, where the runner keeps one
         self.log = RunLog(self.run_dir)
-        self.trainer = self.callback = None
-        self.status, self.error, self._thread, self._dashboard = "created", None, None, None
-        self._done = threading.Event()      # set when training ends, however it ends
-        register_job(self)                  # so that an interrupted cell or test harness can stop it (alignkit.core.stop_all_jobs)
+        self.trainer = self.callback = self._dashboard = None
 
-    # -- state ---------------------------------------------------------------------------------------
     @property
     def metrics(self):
         "The logged metrics as a DataFrame (a `step` column, one column per metric)."
@@ -210,100 +217,10 @@ class Run:
     def dashboard(self):
         "The live dashboard of this run (its Stop button calls `run.stop`)."
         if self._dashboard is None:
-            from alignkit.dashboard import Dashboard
-            self._dashboard = Dashboard(self.log, on_stop=self.stop)   # built on the RunLog: its alarms are written to the log
+            if not _VIEW: import alignkit.dashboard            # registers itself (use_dashboard)
+            self._dashboard = _VIEW[0](self.log, on_stop=self.stop)   # built on the RunLog: its alarms are written to the log
         return self._dashboard
 
-    # -- life ----------------------------------------------------------------------------------------
-    def start(self, background:bool|None=None, resume_from:Path|None=None):
-        "Train: in a background thread in notebooks (returns at once), in this thread elsewhere."
-        if self.status == "running": raise ConfigError("this run is already running; run.wait() or run.stop() first.")
-        from alignkit.tracking import RunLogCallback
-        self.callback = RunLogCallback(self.log)
-        cpu_attention(self.model)
-        with compact_lm_head(): self.trainer = self._build_trainer(self)   # DPO's reference precompute runs in here
-        self.trainer.add_callback(self.callback)
-        from alignkit.moe import moe_callback_for          # MoE models: router statistics (moe/...) on the dashboard
-        moe_cb = moe_callback_for(self.model, self.log, every=max(1, int(self.trainer.args.logging_steps)))
-        if moe_cb is not None: self.trainer.add_callback(moe_cb)
-        self.status, self.error = "running", None
-        self._done.clear()
-        background = in_notebook() if background is None else background
-        if background:
-            release_openmp_pool()       # else this thread's idle OpenMP pool slows the training thread ~30% (see core)
-            self._thread = threading.Thread(target=self._train, args=(resume_from,), name=f"alignkit-{self.config.kind}", daemon=True)
-            self._thread.start()
-        else:
-            self._train(resume_from)
-            self._raise()
-        return self
-
-    def _train(self, resume_from):
-        try:
-            with compact_lm_head():
-                self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-            nan = [e for e in self.log.events.to_dict("records") if e.get("event") == "error"] if len(self.log.events) else []
-            if self.callback._nan:
-                step = nan[-1]["step"] if nan else "?"
-                last = self.last_checkpoint
-                raise TrainingError(f"the loss became non-finite (NaN or inf) at step {step}, so training stopped. "
-                                    f"Last good checkpoint: {last.name if last else 'none'}. Try a lower learning_rate, "
-                                    "fp32 instead of bf16/fp16, or max_grad_norm=1.0.")
-            self.status = "stopped" if self.callback.stop_requested or self.trainer.state.global_step < self.trainer.state.max_steps else "finished"
-        except KeyboardInterrupt as e:        # ■ on a cell training in the foreground: stopped, not failed
-            self.status, self.error = "stopped", e
-            if process_rank()[0] == 0: self.log.log_event("stop", step=getattr(getattr(self.trainer, "state", None), "global_step", None),
-                                                          message="interrupted")
-        except BaseException as e:
-            self.status, self.error = "failed", e
-            if not isinstance(e, TrainingError) and process_rank()[0] == 0: self.log.log_event("error", step=getattr(getattr(self.trainer, "state", None), "global_step", None),
-                                                                    message=f"{type(e).__name__}: {e}")
-        finally: self._done.set()
-
-    def _raise(self):
-        if self.error is not None: raise self.error
-
-    def wait(self, timeout:float|None=None):
-        "Block until training ends; re-raise its error, if any. Interrupting the wait (■ in Jupyter) stops the run, with a checkpoint."
-        if self._thread is not None: wait_or_stop(self._done, timeout, self.stop)
-        self._raise()
-        return self
-
-    def stop(self, wait:bool=False):
-        "Save a checkpoint and stop at the next step (what the dashboard's Stop button does)."
-        if self.callback is not None: self.callback.request_stop()
-        return self.wait() if wait else self
-
-    def save(self, path=None):
-        "Save the trained model (for LoRA: the adapter) and tokenizer to `path` (default: run_dir/final)."
-        path = Path(path or self.run_dir/"final")
-        self.model.save_pretrained(path); self.tokenizer.save_pretrained(path)
-        return path
-
-    # -- reopen --------------------------------------------------------------------------------------
-    @classmethod
-    def open(cls, run_dir, model=None, tokenizer=None):
-        "Rebuild a run from its directory (to look at it, or to `resume()` it), loading the model again unless given."
-        from alignkit.data import load_data
-        run_dir = Path(run_dir)
-        cfg = RunConfig.load(run_dir)
-        if model is None: model, tokenizer = rebuild_model(cfg.model)
-        tokenizer = tokenizer or getattr(model, "alignkit_tokenizer", None)
-        start_distributed()
-        with main_process_first():
-            train = file_backed(load_data(run_dir/DATA_FILE, kind=cfg.data_kind), run_dir/"datasets"/"train", write=process_rank()[0] == 0)
-            ev = None
-            if (run_dir/EVAL_FILE).exists():
-                ev = file_backed(load_data(run_dir/EVAL_FILE, kind=cfg.data_kind), run_dir/"datasets"/"eval", write=process_rank()[0] == 0)
-        return cls(cfg, run_dir, model, tokenizer, train, ev, build_trainer=trainer_builder(cfg.kind))
-
-    def resume(self, background:bool|None=None):
-        "Continue from the last checkpoint, with the same step numbering (the log keeps one record per step)."
-        last = self.last_checkpoint
-        if last is None: raise ConfigError(f"{str(self.run_dir)!r} has no checkpoint to resume from; start the run again instead.")
-        return self.start(background=background, resume_from=last)
-
-    # -- display -------------------------------------------------------------------------------------
     def __repr__(self):
         m = self.metrics
         last = "" if m.empty else ", " + ", ".join(f"{k}={m[k].dropna().iloc[-1]:.4g}" for k in ("loss", "eval_loss") if k in m and m[k].notna().any())
@@ -311,6 +228,81 @@ class Run:
     def _ipython_display_(self):
         from IPython.display import display
         display(self.dashboard)
+
+# %% ../nbs/30_runners.ipynb #ccf93282
+from fastcore.basics import patch
+
+@patch
+def start(self:Run, background:bool|None=None, resume_from:Path|None=None):
+    "Train: in a background thread in notebooks (returns at once), in this thread elsewhere."
+    if self.status == Status.RUNNING: raise ConfigError("this run is already running; run.wait() or run.stop() first.")
+    from alignkit.tracking import RunLogCallback
+    compat_check(*self.runner.compat)
+    self.callback = RunLogCallback(self.log)
+    cpu_attention(self.model)
+    with compact_lm_head(): self.trainer = self.runner.build(self)
+    self.trainer.add_callback(self.callback)
+    for make in _CALLBACKS:
+        cb = make(self)
+        if cb is not None: self.trainer.add_callback(cb)
+    return self._launch(background, resume_from)
+
+@patch
+def _body(self:Run, resume_from) -> Status:
+    with compact_lm_head():
+        self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if self.callback._nan:
+        ev = self.log.events
+        nan = ev[ev.event == "error"]
+        last = self.last_checkpoint
+        raise TrainingError(f"the loss became non-finite (NaN or inf) at step {nan.step.iloc[-1] if len(nan) else '?'}, so training "
+                            f"stopped. Last good checkpoint: {last.name if last else 'none'}. Try a lower learning_rate, "
+                            "fp32 instead of bf16/fp16, or max_grad_norm=1.0.")
+    st = self.trainer.state
+    return Status.STOPPED if self.callback.stop_requested or st.global_step < st.max_steps else Status.FINISHED
+
+@patch
+def _on_error(self:Run, e):
+    if process_rank()[0] != 0: return
+    step = getattr(getattr(self.trainer, "state", None), "global_step", None)
+    if isinstance(e, KeyboardInterrupt): self.log.log_event("stop", step=step, message="interrupted", reason="interrupted")
+    elif not isinstance(e, TrainingError): self.log.log_event("error", step=step, message=f"{type(e).__name__}: {e}")
+
+@patch
+def _request_stop(self:Run):
+    if self.callback is not None: self.callback.request_stop()
+
+@patch
+def save(self:Run, path=None):
+    "Save the trained model (for LoRA: the adapter) and tokenizer to `path` (default: run_dir/final)."
+    path = Path(path or self.run_dir/"final")
+    self.model.save_pretrained(path); self.tokenizer.save_pretrained(path)
+    return path
+
+# %% ../nbs/30_runners.ipynb #62faa564
+@patch(cls_method=True)
+def open(cls:Run, run_dir, model=None, tokenizer=None):
+    "Rebuild a run from its directory (to look at it, or to `resume()` it), loading the model again unless given."
+    from alignkit.data import load_data
+    run_dir = Path(run_dir)
+    cfg = RunConfig.load(run_dir)
+    get_runner(cfg.kind)
+    if model is None: model, tokenizer = rebuild_model(cfg.model)
+    tokenizer = tokenizer or getattr(model, "alignkit_tokenizer", None)
+    start_distributed()
+    with main_process_first():
+        train = file_backed(load_data(run_dir/DATA_FILE, kind=cfg.data_kind), run_dir/"datasets"/"train", write=process_rank()[0] == 0)
+        ev = None
+        if (run_dir/EVAL_FILE).exists():
+            ev = file_backed(load_data(run_dir/EVAL_FILE, kind=cfg.data_kind), run_dir/"datasets"/"eval", write=process_rank()[0] == 0)
+    return cls(cfg, run_dir, model, tokenizer, train, ev)
+
+@patch
+def resume(self:Run, background:bool|None=None):
+    "Continue from the last checkpoint, with the same step numbering (the log keeps one record per step)."
+    last = self.last_checkpoint
+    if last is None: raise ConfigError(f"{str(self.run_dir)!r} has no checkpoint to resume from; start the run again instead.")
+    return self.start(background=background, resume_from=last)
 
 # %% ../nbs/30_runners.ipynb #e806c1a7
 def process_rank() -> tuple[int, int]:
@@ -366,40 +358,58 @@ def _warn_emulated_bf16(args):
     if getattr(args, "bf16", False) and cpu and not bf16_native("cpu"):
         warnings.warn(PrecisionWarning("bf16=True on a CPU without native bf16 (no AVX-512 BF16 or AMX): every matmul under its "
                       "autocast is emulated, often tens of times slower than fp32. Leave bf16 out: alignkit's default follows the machine."),
-                      stacklevel=3)
+                      stacklevel=4)
 
 def _write_jsonl(data, path):
     with open(path, "w") as f:
         for row in data.to_list(): f.write(json.dumps(row) + "\n")
 
-def start_run(kind:str, model, data, *, data_kind:str, config_cls, defaults:dict, kwargs:dict, build_trainer,
-              tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16, quant:str="auto",
-              extra:dict|None=None, check=None) -> Run:
-    "Validate, write the run directory (main process), load the model if needed, and start training."
+def _tokenizer_of(model, tokenizer):
+    "The tokenizer a check measures with, without loading weights (a model given by name: its tokenizer files)."
+    tok = tokenizer or getattr(model, "alignkit_tokenizer", None)
+    if tok is None and isinstance(model, (str, os.PathLike)):
+        from alignkit.models import resolve
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(resolve(str(model)))
+    return tok
+
+# %% ../nbs/30_runners.ipynb #fd688843
+def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16,
+              quant:str="auto", options:dict|None=None, rewards=None, reward_specs=None, **trl_args) -> Run:
+    "Validate, write the run directory (main process), load the model if needed, and start training runner `kind`."
     from alignkit.data import load_data
-    train = load_data(data, kind=data_kind)
-    ev = load_data(eval_data, kind=data_kind) if eval_data is not None else None
-    run_dir = Path(output_dir) if output_dir else default_run_dir(kind)
-    args = {**defaults, **kwargs}
-    cfg_obj = trl_config(config_cls, run_dir, args)            # TRL's own checks, before any weights
+    r = get_runner(kind)
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    bad = [k for k in options if k not in r.options]
+    if bad: raise ConfigError(f"runner {kind!r} has no option {bad}; its options are {list(r.options)}.")
+    train = load_data(data, kind=r.data_kind)
+    ev = load_data(eval_data, kind=r.data_kind) if eval_data is not None else None
+    run_dir = Path(output_dir or default_run_dir(kind))
+    args = {**runner_defaults(kind, model, options, trl_args), **trl_args}
+    cfg_obj = trl_config(r.classes()[0], run_dir, args)          # TRL's own checks, before any weights
     _warn_emulated_bf16(cfg_obj)
-    if check: check(cfg_obj, train)
+    if len(train) < 1: raise ConfigError("the training data is empty.")
+    if r.check: r.check(cfg_obj, train, _tokenizer_of(model, tokenizer), options, rewards)
     start_distributed()
     main = process_rank()[0] == 0
     with main_process_first():
         if isinstance(model, (str, os.PathLike)):
             from alignkit.models import load_model
-            model, tokenizer = load_model(str(model), quant=quant, lora=lora, task="reward" if kind == "reward" else "causal-lm")
+            model, tokenizer = load_model(str(model), quant=quant, lora=lora, task=r.task)
         tokenizer = tokenizer or getattr(model, "alignkit_tokenizer", None)
         if tokenizer is None: raise ConfigError("pass tokenizer=: this model was not loaded with alignkit.load_model, so it carries none.")
+        specs = []
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_jsonl(train, run_dir/DATA_FILE)
             if ev is not None: _write_jsonl(ev, run_dir/EVAL_FILE)
-            RunConfig(kind=kind, model=model_spec(model), args=args, data_kind=train.kind, extra=extra or {}).save(run_dir)
+            specs = reward_specs(run_dir) if callable(reward_specs) else list(reward_specs or [])   # may save reward models there
+        cfg = RunConfig(kind=kind, model=model_spec(model), args=args, data_kind=train.kind, rewards=specs, options=options)
         train = file_backed(train, run_dir/"datasets"/"train", write=main)
         if ev is not None: ev = file_backed(ev, run_dir/"datasets"/"eval", write=main)
-    run = Run(RunConfig.load(run_dir), run_dir, model, tokenizer, train, ev, build_trainer=build_trainer)
+        run = Run(cfg, run_dir, model, tokenizer, train, ev, rewards=rewards)
+        if r.prepare: r.prepare(run)                              # e.g. DPO records its reference
+        if main: cfg.save(run_dir)
     run.start(background=background)
     if in_notebook() and run._thread is not None:
         from IPython.display import display

@@ -12,12 +12,14 @@ from pathlib import Path
 from .core import AlignkitError, UnknownNameError
 
 # %% auto #0
-__all__ = ['LOG_NAME', 'EVENTS', 'RunLogError', 'LogReader', 'RunLog', 'TrainerHooks', 'SB3Hooks', 'sb3_callback',
+__all__ = ['LOG_NAME', 'EVENTS', 'STOP_REASONS', 'RunLogError', 'LogReader', 'RunLog', 'TrainerHooks', 'SB3Hooks', 'sb3_callback',
            'RunLogCallback', 'SB3RunLogCallback']
 
 # %% ../nbs/10_tracking.ipynb #88ae1bb4
 LOG_NAME = "log.jsonl"
 EVENTS = ("start", "resume", "stop", "checkpoint", "alarm", "error")
+# why a run stopped, as a `stop` event's machine-readable `reason` (readers compare these, never the message text)
+STOP_REASONS = ("finished", "user", "nan", "error", "target_reached", "interrupted")
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 class RunLogError(AlignkitError, ValueError):
@@ -158,11 +160,16 @@ class RunLog:
             out[str(k)] = n
         self._write({"type": "metric", "time": time.time(), "step": step, "values": out})
 
-    def log_event(self, event: str, step: int | None = None, message: str = "", **data):
-        "Record an event (one of `EVENTS`) with a message and extra data (`total_steps` on start, `path` on checkpoint)."
+    def log_event(self, event: str, step: int | None = None, message: str = "", reason: str | None = None, **data):
+        """Record an event (one of `EVENTS`) with a message for people, a `reason` for programs (a `stop` needs one of
+        `STOP_REASONS`) and extra data (`total_steps` on start, `path` on checkpoint)."""
         if event not in EVENTS: raise UnknownNameError("event", event, EVENTS, "Add new kinds to alignkit.tracking.EVENTS.")
+        if reason is not None and (event != "stop" or reason not in STOP_REASONS):
+            raise UnknownNameError("stop reason", str(reason), STOP_REASONS, "Only stop events carry a reason.")
         if step is not None: step = _check_step(step, "log_event")
-        self._write({"type": "event", "time": time.time(), "step": step, "event": event, "message": str(message), "data": data})
+        rec = {"type": "event", "time": time.time(), "step": step, "event": event, "message": str(message), "data": data}
+        if reason is not None: rec["reason"] = str(reason)
+        self._write(rec)
 
     def log_sample(self, step: int, prompt: str, completion: str, rewards: dict | None = None):
         "Record one generated sample at `step` with its rewards (reward name → number)."
@@ -204,9 +211,9 @@ class RunLog:
 
     @property
     def events(self):
-        "DataFrame of events: `time`, `step` (nullable), `event`, `message`, `data` (a dict)."
+        "DataFrame of events: `time`, `step` (nullable), `event`, `reason` (stop events), `message`, `data` (a dict)."
         import pandas as pd
-        df = pd.DataFrame(self._of("event"), columns=["time", "step", "event", "message", "data"])
+        df = pd.DataFrame(self._of("event"), columns=["time", "step", "event", "reason", "message", "data"])
         df["step"] = df["step"].astype("Int64")
         return df
 
@@ -221,6 +228,12 @@ class RunLog:
         "The last config record's settings ({} if none)."
         cfgs = self._of("config")
         return cfgs[-1]["config"] if cfgs else {}
+
+    @property
+    def stop_reason(self) -> str | None:
+        "The `reason` of the last stop event, if the last start/resume was followed by one (None while running or never started)."
+        ev = [e for e in self._of("event") if e["event"] in ("start", "resume", "stop")]
+        return ev[-1].get("reason") if ev and ev[-1]["event"] == "stop" else None
 
     @property
     def last_step(self) -> int | None:
@@ -310,7 +323,7 @@ class TrainerHooks:
         if not self._stop_logged and _any_rank(self._stop.is_set(), args.device):
             control.should_save = control.should_training_stop = True
             self._stop_logged = True
-            if state.is_world_process_zero: self.log.log_event("stop", step=state.global_step, message="stopped by user")
+            if state.is_world_process_zero: self.log.log_event("stop", step=state.global_step, message="stopped by user", reason="user")
         return control
 
     def on_save(self, args, state, control, **kwargs):
@@ -320,7 +333,9 @@ class TrainerHooks:
 
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero and not self._stop_logged:
-            self.log.log_event("stop", step=state.global_step, message="stopped after non-finite loss" if self._nan and self.stop_on_nan else "finished")
+            nan = self._nan and self.stop_on_nan
+            self.log.log_event("stop", step=state.global_step, message="stopped after non-finite loss" if nan else "finished",
+                               reason="nan" if nan else "finished")
         self._stop_logged = True
         self._stop.clear()
 
@@ -340,8 +355,10 @@ class SB3Hooks:
         self.log = log if isinstance(log, RunLog) else RunLog(log)
         self._stop, self._config_logged, self._stop_logged, self._writer = threading.Event(), False, False, None
 
-    def request_stop(self):
-        "Ask learning to save and stop at the next environment step (thread-safe)."
+    _reason = "user"
+    def request_stop(self, reason: str = "user"):
+        "Ask learning to save and stop at the next environment step (thread-safe); `reason` goes to the stop event."
+        self._reason = reason
         self._stop.set()
 
     @property
@@ -372,7 +389,7 @@ class SB3Hooks:
                                                       "rollout/ep_len": sum(float(e["l"]) for e in eps) / len(eps)})
         if not self._stop.is_set(): return True
         n = self.num_timesteps
-        self.log.log_event("stop", step=n, message="stopped by user")
+        self.log.log_event("stop", step=n, message="stopped by user", reason=self._reason)
         self._stop_logged = True
         path = self.log.run_dir/f"checkpoint-{n}.zip"
         self.model.save(path)
@@ -380,7 +397,7 @@ class SB3Hooks:
         return False
 
     def _on_training_end(self):
-        if not self._stop_logged: self.log.log_event("stop", step=self.num_timesteps, message="finished")
+        if not self._stop_logged: self.log.log_event("stop", step=self.num_timesteps, message="finished", reason="finished")
         if self._writer in self.logger.output_formats: self.logger.output_formats.remove(self._writer)
         self._stop.clear()
 

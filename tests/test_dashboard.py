@@ -17,7 +17,7 @@ WRITER = textwrap.dedent("""
         log.log_metrics(s, {"loss": 3.0 / s, "kl": 0.01 * s})
         if s == 30: log.log_metrics(s, {"kl": 9.0})
         time.sleep(0.1)
-    log.log_event("stop", step=40, message="finished")
+    log.log_event("stop", step=40, message="finished", reason="finished")
 """)
 
 def test_open_run_follows_another_process(tmp_path):
