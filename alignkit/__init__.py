@@ -13,11 +13,12 @@ __version__ = "0.0.1"
 def __getattr__(name):
     "Resolve the public API lazily (PEP 562), so `import alignkit` stays light."
     import importlib
-    from .core import LAZY_API, SUBMODULES
-    if name in LAZY_API: return getattr(importlib.import_module(f".{LAZY_API[name]}", __name__), name)
-    if name in SUBMODULES: return importlib.import_module(f".{name}", __name__)
+    from .core import public_api, FLAT, NAMESPACES
+    api = public_api()
+    if name in api: return getattr(importlib.import_module(f".{api[name]}", __name__), name)
+    if name in (*FLAT, *NAMESPACES): return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'alignkit' has no attribute {name!r}")
 
 def __dir__():
-    from .core import LAZY_API, SUBMODULES
-    return sorted([*globals(), *LAZY_API, *SUBMODULES])
+    from .core import public_api, FLAT, NAMESPACES
+    return sorted({*globals(), *public_api(), *FLAT, *NAMESPACES})

@@ -13,8 +13,8 @@ from pathlib import Path
 from .core import *
 
 # %% auto #0
-__all__ = ['RUNNERS', 'DATA_KINDS', 'SETTINGS', 'REQUIRED', 'demo', 'TrainConfig', 'parse_config', 'read_config',
-           'weights_sha256', 'train', 'main']
+__all__ = ['SETTINGS', 'REQUIRED', 'demo', 'yaml_runners', 'TrainConfig', 'parse_config', 'read_config', 'weights_sha256',
+           'train', 'main']
 
 # %% ../nbs/90_cli.ipynb #735ee90c
 def demo(model:str="smollm2"):
@@ -37,8 +37,13 @@ def demo(model:str="smollm2"):
     return cmp
 
 # %% ../nbs/90_cli.ipynb #1acbff75
-RUNNERS = {"sft": "sft", "reward": "reward_model", "dpo": "dpo", "kto": "kto", "orpo": "orpo"}  # runner → function in alignkit.preference
-DATA_KINDS = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "unpaired", "orpo": "preference"}
+_FUNCTIONS = {"reward": "reward_model"}          # runner → its function's name, where they differ
+
+def yaml_runners() -> list[str]:
+    "The runners a run file can name: every registered runner whose data is not prompts (rewards cannot be named in YAML yet)."
+    from alignkit.runners import all_runners
+    return sorted(k for k, r in all_runners().items() if r.data_kind != "prompt")
+
 SETTINGS = ("runner", "model", "quant", "lora", "seed", "data", "eval_data", "output_dir", "args")
 REQUIRED = ("runner", "model", "data")
 
@@ -61,7 +66,7 @@ class TrainConfig:
         kw = dict(eval_data=self.eval_data, output_dir=self.output_dir, lora=self.lora, quant=self.quant, **self.args)
         model = repr(self.model) if self.seed is None else f"ak.models.resolve({self.model!r}, seed={self.seed!r})"
         kws = ", ".join(f"{k}={v!r}" for k, v in kw.items() if not (k == "eval_data" and v is None))
-        return f"ak.{RUNNERS[self.runner]}({model}, {self.data!r}, {kws})"
+        return f"ak.{_FUNCTIONS.get(self.runner, self.runner)}({model}, {self.data!r}, {kws})"
 
 # %% ../nbs/90_cli.ipynb #9fe51f04
 def _yaml_loader():
@@ -109,7 +114,7 @@ def parse_config(text:str, base=".", source:str="<string>") -> TrainConfig:
     missing = [k for k in REQUIRED if raw.get(k) is None]
     if missing: raise ConfigError(f"{source} needs {', '.join(missing)} (e.g. `runner: dpo`, `model: tiny-llama`, `data: train.jsonl`).")
     runner, quant, lora, seed = raw["runner"], raw.get("quant", "auto"), raw.get("lora", 16), raw.get("seed")
-    if runner not in RUNNERS: raise UnknownNameError("runner", str(runner), RUNNERS, hint=f"(in {source})")
+    if runner not in yaml_runners(): raise UnknownNameError("runner", str(runner), yaml_runners(), hint=f"(in {source})")
     if quant not in QUANTS: raise UnknownNameError("precision", str(quant), QUANTS, hint=f"(quant: in {source})")
     if lora is not None and (isinstance(lora, bool) or not isinstance(lora, int) or lora <= 0):
         raise ConfigError(f"{source}: lora must be a positive LoRA rank (e.g. 16) or null for full fine-tuning, got {lora!r}.")
@@ -163,11 +168,11 @@ def train(config, output_dir=None, hash_weights:bool=False):
     if (out/RUN_FILE).exists() or (out/LOG_NAME).exists():
         raise ConfigError(f"{out} already holds a run; choose another output_dir (or --output-dir), "
                           f"or continue that run with alignkit.Run.open({str(out)!r}).resume().")
-    from alignkit import preference
+    from alignkit.runners import get_runner, runner_config, start_run
     from alignkit.data import load_data
     _start_distributed()
-    preference.runner_config(cfg.runner, out, cfg.model, **cfg.args)   # TRL's checks, with the runner's defaults
-    kind = DATA_KINDS[cfg.runner]
+    runner_config(cfg.runner, out, cfg.model, **cfg.args)            # TRL's checks, with the runner's defaults
+    kind = get_runner(cfg.runner).data_kind
     train_data = load_data(cfg.data, kind=kind)
     eval_data = None if cfg.eval_data is None else load_data(cfg.eval_data, kind=kind)
     rank, _ = _rank()
@@ -175,8 +180,8 @@ def train(config, output_dir=None, hash_weights:bool=False):
         from alignkit.models import resolve
         source = resolve(cfg.model, cfg.seed)                         # builds the cache folder once
     model = cfg.model if cfg.seed is None else source                 # the runners load a name with load_model's default seed
-    runner = getattr(preference, RUNNERS[cfg.runner])
-    try: run = runner(model, train_data, eval_data=eval_data, output_dir=out, background=False, lora=cfg.lora, quant=cfg.quant, **cfg.args)
+    try: run = start_run(cfg.runner, model, train_data, eval_data=eval_data, output_dir=out, background=False, lora=cfg.lora,
+                         quant=cfg.quant, **cfg.args)
     except AlignkitError:
         if rank == 0 and not (out/RUN_FILE).exists(): _remove_unstarted(out)   # the runner's checks refused it: leave nothing
         raise

@@ -10,10 +10,10 @@ import difflib, enum, logging, os, sys, threading, time, weakref
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['LAZY_API', 'SUBMODULES', 'AlignkitError', 'ConfigError', 'UnknownNameError', 'UnsupportedPrecisionError',
-           'TrainingError', 'PrecisionWarning', 'close_matches', 'completion_text', 'cache_dir', 'in_notebook',
-           'in_colab', 'enable_widgets', 'progress', 'release_openmp_pool', 'register_job', 'active_jobs',
-           'stop_all_jobs', 'wait_or_stop', 'Status', 'Job']
+__all__ = ['FLAT', 'NAMESPACES', 'AlignkitError', 'ConfigError', 'UnknownNameError', 'UnsupportedPrecisionError', 'TrainingError',
+           'PrecisionWarning', 'close_matches', 'completion_text', 'cache_dir', 'in_notebook', 'in_colab',
+           'enable_widgets', 'progress', 'release_openmp_pool', 'register_job', 'active_jobs', 'stop_all_jobs',
+           'wait_or_stop', 'Status', 'Job', 'module_exports', 'public_api']
 
 # %% ../nbs/00_core.ipynb #70d491c9
 class AlignkitError(Exception):
@@ -196,27 +196,31 @@ class _NoHubKernelWarning(logging.Filter):
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoHubKernelWarning())
 
 # %% ../nbs/00_core.ipynb #259f852d
-LAZY_API = {
-    # name: module that defines it
-    "AlignkitError": "core", "ConfigError": "core", "UnknownNameError": "core",
-    "UnsupportedPrecisionError": "core", "PrecisionWarning": "core", "cache_dir": "core",
-    "stop_all_jobs": "core", "active_jobs": "core",
-    "load_model": "models", "footprint": "models", "quant_compare": "models", "loader_panel": "models",
-    "list_models": "models", "Footprint": "models", "best_precision": "models", "bf16_native": "models",
-    "no_native_bf16": "models",
-    "load_data": "data", "Data": "data", "DataError": "data",
-    "RunLog": "tracking", "LogReader": "tracking", "RunLogCallback": "tracking", "sb3_callback": "tracking",
-    "SB3RunLogCallback": "tracking", "RunLogError": "tracking",
-    "Dashboard": "dashboard", "DashboardState": "dashboard", "open_run": "dashboard",
-    "Run": "runners", "RunConfig": "runners", "TrainingError": "runners",
-    "sft": "preference", "reward_model": "preference", "dpo": "preference", "kto": "preference",
-    "orpo": "preference", "evaluate": "preference",
-    **dict.fromkeys(("grpo", "rloo", "rlhf", "Pipeline", "evaluate_rewards", "compare_runs", "exact_match", "contains_answer",
-                     "format_reward", "length_penalty", "char_fraction", "RewardError"), "online"),
-    **dict.fromkeys(("ppo", "PPOConfig", "PPOTrainer"), "ppo"),
-    **dict.fromkeys(("lora_budget", "delta_spectrum", "rank_sweep", "lora_explorer", "LoraBudget", "DeltaSpectrum",
-                     "RankSweep", "LoraExplorer", "RankError", "model_configs"), "lora"),
-    # alignkit.moe.inspect stays under its module (a top-level `inspect` would shadow the standard library's name)
-    **dict.fromkeys(("NoRouterError", "RoutingReport", "RouterStatsCallback", "moe_callback_for", "upcycle"), "moe"),
-}
-SUBMODULES = ("core", "models", "data", "tracking", "dashboard", "runners", "preference", "online", "ppo", "lora", "moe", "rl", "cli")
+FLAT = ("core", "models", "data", "tracking", "dashboard", "runners", "rewards", "preference", "online", "ppo", "pipeline", "lora")
+NAMESPACES = ("moe", "rl", "cli")
+
+def module_exports(module:str) -> list[str]:
+    "The `__all__` of `alignkit.<module>` read from its source (nothing is imported); of a subpackage without one, its modules'."
+    import ast, importlib.util
+    root = Path(importlib.util.find_spec("alignkit").origin).parent
+    path = root/f"{module}.py" if (root/f"{module}.py").exists() else root/module/"__init__.py"
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            names = [e.value for e in getattr(node.value, "elts", []) if isinstance(e, ast.Constant)]
+            if names or path.name != "__init__.py": return names
+    if path.name != "__init__.py": return []
+    return [n for p in sorted(path.parent.glob("[!_]*.py")) for n in module_exports(f"{module}/{p.stem}")]
+
+_API = None
+
+def public_api() -> dict[str, str]:
+    "name → module for every name `ak.<name>` resolves: the exports of the `FLAT` modules."
+    global _API
+    if _API is None:
+        api = {}
+        for m in FLAT:
+            for n in module_exports(m):
+                if n in api: raise AlignkitError(f"alignkit.{api[n]} and alignkit.{m} both export {n!r}; rename one, or make it private.")
+                api[n] = m
+        _API = api
+    return _API

@@ -15,9 +15,9 @@ from fastcore.basics import patch
 from .core import AlignkitError, ConfigError, enable_widgets
 
 # %% auto #0
-__all__ = ['PANEL_SPECS', 'IGNORED_METRICS', 'ALARM_LABELS', 'CHROMIUM_FLAGS', 'PanelSpec', 'std_of', 'mean_of', 'Panel',
-           'assign_panels', 'Series', 'downsample', 'AlarmConfig', 'Alarm', 'DashboardState', 'panel_layout',
-           'header_html', 'samples_html', 'Dashboard', 'open_run', 'state_html', 'find_chromium', 'html_to_png']
+__all__ = ['PANEL_SPECS', 'IGNORED_METRICS', 'ALARM_LABELS', 'PanelSpec', 'std_of', 'mean_of', 'Panel', 'assign_panels', 'Series',
+           'downsample', 'AlarmConfig', 'Alarm', 'DashboardState', 'panel_layout', 'header_html', 'samples_html',
+           'Dashboard', 'open_run', 'state_html', 'find_chromium', 'html_to_png']
 
 # %% ../nbs/11_dashboard.ipynb #1f91c1d1
 @dataclass(frozen=True)
@@ -636,6 +636,9 @@ def open_run(run_dir, on_stop=None, **kwargs) -> Dashboard:
     if state.live: d.watch()
     return d
 
+from .runners import use_dashboard
+use_dashboard(Dashboard)        # `run.dashboard` of every Run is this view (the runs core does not import views)
+
 # %% ../nbs/11_dashboard.ipynb #c0cbd409
 def state_html(state, max_points:int=2000, height:int=260, static:bool=False) -> str:
     "The state as a complete HTML page: header, every panel (plotly.js inline, once), samples; all text escaped. `static`: no modebar (for PNG)."
@@ -650,7 +653,7 @@ def state_html(state, max_points:int=2000, height:int=260, static:bool=False) ->
             "<div style='display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:6px'>" +
             "".join(f"<div>{f}</div>" for f in figs) + "</div>" + samples + "</body></html>")
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+_CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run")
 
 def find_chromium(chromium:str|None=None) -> str:
@@ -668,7 +671,7 @@ def html_to_png(doc:str, path, width:int=1200, height:int=900, chromium:str|None
     with tempfile.TemporaryDirectory(prefix="alignkit-png-") as tmp:
         page = Path(tmp)/"dashboard.html"
         page.write_text(doc, encoding="utf-8")
-        cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile", "--hide-scrollbars", f"--window-size={width},{height}",
+        cmd = [exe, *_CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile", "--hide-scrollbars", f"--window-size={width},{height}",
                "--virtual-time-budget=15000", f"--screenshot={path}", page.as_uri()]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if not path.exists():

@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/lora.html.md"""
 
 # %% ../nbs/20_lora.ipynb #6e489456
 from __future__ import annotations
-import copy, html, importlib.util, json, math, os, re, time, warnings
+import copy, html, json, math, os, re, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import *
@@ -19,9 +19,9 @@ __all__ = ['PRESETS', 'DTYPE_BYTES', 'QUANT_BYTES', 'COMPONENTS', 'GROUPS', 'con
 
 # %% ../nbs/20_lora.ipynb #2aae8fba
 def configs_dir() -> Path:
-    "The folder of bundled model configs (`datasets/configs` beside the package)."
-    spec = importlib.util.find_spec("alignkit")
-    return Path(list(spec.submodule_search_locations)[0]).parent/"datasets"/"configs"
+    "The folder of bundled model configs: `alignkit/configs`, package data, so it is there in a wheel and an editable install alike."
+    from importlib.resources import files
+    return Path(files("alignkit") / "configs")
 
 def model_configs() -> dict:
     "The bundled configs of well-known models: name → path of its JSON (published hyperparameters, no weights)."

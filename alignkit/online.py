@@ -14,7 +14,7 @@ from .rewards import (exact_match, reward_name, guarded, call_reward, reward_spe
                               run_rewards)
 
 # %% auto #0
-__all__ = ['VARIANTS', 'LEARNING_RATES', 'trainer_classes', 'start_rl', 'grpo', 'rloo', 'evaluate_rewards', 'compare_runs']
+__all__ = ['VARIANTS', 'start_rl', 'grpo', 'rloo', 'evaluate_rewards', 'compare_runs']
 
 # %% ../nbs/32_online.ipynb #41743e6c
 VARIANTS = {
@@ -25,7 +25,7 @@ VARIANTS = {
                  scale_rewards="group", mask_truncated_completions=True),
     "dr_grpo": dict(loss_type="dr_grpo", importance_sampling_level="token", epsilon=0.2, epsilon_high=0.2, beta=0.0, scale_rewards="none"),
 }
-LEARNING_RATES = dict(grpo=2e-5, rloo=2e-5)
+_LEARNING_RATES = dict(grpo=2e-5, rloo=2e-5)
 
 def _is_moe(model) -> bool:
     cfg = getattr(model, "config", None)
@@ -49,7 +49,7 @@ def _defaults(kind):
 
 
 # %% ../nbs/32_online.ipynb #46e241ab
-def trainer_classes(kind:str):
+def _trainer_classes(kind:str):
     "(TRL config class, alignkit's trainer class) of online runner `kind` ('grpo' or 'rloo')."
     import trl
     from alignkit._compat import online_trainer_class
@@ -74,8 +74,8 @@ def _check(cfg, data, tok, options, rewards):
         raise ConfigError(f"reward_weights has {len(w)} weights for {len(rewards)} reward functions; give one weight per reward.")
     check_columns(rewards, data)
 
-for _kind, _lr in LEARNING_RATES.items():
-    register_runner(Runner(_kind, "prompt", functools.partial(trainer_classes, _kind), _build, _lr, defaults=_defaults(_kind),
+for _kind, _lr in _LEARNING_RATES.items():
+    register_runner(Runner(_kind, "prompt", functools.partial(_trainer_classes, _kind), _build, _lr, defaults=_defaults(_kind),
                            check=_check, options=("variant",) if _kind == "grpo" else (), compat=("lm_head", "attention", "grpo")))
 
 # %% ../nbs/32_online.ipynb #5c521743

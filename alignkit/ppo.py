@@ -18,7 +18,7 @@ import torch
 from transformers import TrainingArguments
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FILES', 'PPOConfig', 'gae', 'PPOTrainer', 'ppo']
+__all__ = ['PPOConfig', 'gae', 'PPOTrainer', 'ppo']
 
 # %% ../nbs/33_ppo.ipynb #26bb1bdd
 @dataclass
@@ -113,7 +113,7 @@ def _no_dropout(*models):
         for m, w in zip(ds, was): m.train(w)
 
 # %% ../nbs/33_ppo.ipynb #7956f9eb
-CHECKPOINT_FILES = ("value_head.pt", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json")
+_CHECKPOINT_FILES = ("value_head.pt", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json")
 
 class PPOTrainer:
     "PPO with a value head, GAE, clipped policy and value losses and a KL penalty to the reference policy, driven like a `transformers.Trainer`."
@@ -397,7 +397,7 @@ class PPOTrainer:
     def _load_checkpoint(self, d:Path):
         from safetensors.torch import load_file
         from transformers.trainer_callback import TrainerState
-        missing = [f for f in CHECKPOINT_FILES if not (d/f).exists()]
+        missing = [f for f in _CHECKPOINT_FILES if not (d/f).exists()]
         if missing: raise ConfigError(f"{str(d)!r} is not a complete PPO checkpoint: it lacks {', '.join(missing)}.")
         if self.is_peft:
             from peft import set_peft_model_state_dict

@@ -13,11 +13,10 @@ from .runners import Run, Runner, register_runner, start_run, model_spec, rebuil
 from .rewards import RewardScorer, score_texts
 
 # %% auto #0
-__all__ = ['LEARNING_RATES', 'REFERENCE', 'trainer_classes', 'sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation',
-           'evaluate', 'before_after', 'scorer']
+__all__ = ['sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation', 'evaluate', 'before_after', 'scorer']
 
 # %% ../nbs/31_preference.ipynb #7be70063
-LEARNING_RATES = dict(sft=2e-4, reward=3e-4, dpo=5e-5, kto=5e-5, orpo=5e-5)
+_LEARNING_RATES = dict(sft=2e-4, reward=3e-4, dpo=5e-5, kto=5e-5, orpo=5e-5)
 
 def _defaults(kind):
     def defaults(model, options, trl_args):
@@ -44,7 +43,7 @@ def _check(kind):
     return check
 
 # %% ../nbs/31_preference.ipynb #47d2d659
-def trainer_classes(kind:str):
+def _trainer_classes(kind:str):
     "The (config class, trainer class) runner `kind` builds: TRL's, and for DPO TRL's trainer with length-grouped batches."
     import trl
     if kind == "orpo":
@@ -56,7 +55,7 @@ def trainer_classes(kind:str):
     name = dict(sft="SFT", reward="Reward", kto="KTO")[kind]
     return getattr(trl, f"{name}Config"), getattr(trl, f"{name}Trainer")
 
-REFERENCE = "reference"         # DPO: the adapter a run started from, when it is not a fresh one
+_REFERENCE_DIR = "reference"         # DPO: the adapter a run started from, when it is not a fresh one
 
 def _dpo_prepare(run):
     "Record DPO's reference: the base model under a fresh LoRA, else the adapter the run starts from (saved), else a copy TRL makes."
@@ -66,7 +65,7 @@ def _dpo_prepare(run):
     if fresh_lora(m): run.config.options["reference"] = "base"; return
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
-    d = run.run_dir/REFERENCE
+    d = run.run_dir/_REFERENCE_DIR
     d.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in get_peft_model_state_dict(m).items()}, str(d/"adapter_model.safetensors"))
     run.config.options["reference"] = "adapter"
@@ -76,7 +75,7 @@ def _reference(run):
     ref = run.config.options.get("reference")
     if ref == "adapter":
         from safetensors.torch import load_file
-        return load_file(str(run.run_dir/REFERENCE/"adapter_model.safetensors"))
+        return load_file(str(run.run_dir/_REFERENCE_DIR/"adapter_model.safetensors"))
     if getattr(run.model, "peft_config", None) is None and run.trainer is not None and run.ref_model is None:
         run.ref_model = rebuild_model(run.config.model)[0]      # the model has trained: TRL would copy the trained one
     return ref
@@ -91,7 +90,7 @@ def _build(run):
 
 for _name, _data, _task in (("sft", "sft", "causal-lm"), ("reward", "preference", "reward"), ("dpo", "preference", "causal-lm"),
                             ("kto", "unpaired", "causal-lm"), ("orpo", "preference", "causal-lm")):
-    register_runner(Runner(_name, _data, functools.partial(trainer_classes, _name), _build, LEARNING_RATES[_name],
+    register_runner(Runner(_name, _data, functools.partial(_trainer_classes, _name), _build, _LEARNING_RATES[_name],
                            defaults=_defaults(_name), check=_check(_name), task=_task, options=("reference",) if _name == "dpo" else (),
                            prepare=_dpo_prepare if _name == "dpo" else None,
                            compat=("lm_head", "attention", "dpo") if _name == "dpo" else ("lm_head", "attention")))

@@ -16,9 +16,9 @@ from ._compat import compact_lm_head, cpu_attention, check as compat_check
 
 # %% auto #0
 __all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'RUNNERS', 'RunConfig', 'model_spec', 'rebuild_model', 'trl_config', 'Runner',
-           'register_runner', 'get_runner', 'runner_defaults', 'runner_config', 'prompt_tokens', 'longest_prompt',
-           'trainer_callback', 'use_dashboard', 'trainer_args', 'quiet', 'Run', 'process_rank', 'start_distributed',
-           'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
+           'register_runner', 'get_runner', 'all_runners', 'runner_defaults', 'runner_config', 'prompt_tokens',
+           'longest_prompt', 'trainer_callback', 'use_dashboard', 'load_extensions', 'trainer_args', 'quiet', 'Run',
+           'process_rank', 'start_distributed', 'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
@@ -116,16 +116,21 @@ def register_runner(runner:Runner) -> Runner:
     RUNNERS[runner.name] = runner
     return runner
 
-def _discover():
-    "Import the runner modules installed packages declare (entry points of group `alignkit.runners`); they register their runners."
+def _discover(group:str="alignkit.runners"):
+    "Import the modules installed packages declare under entry-point `group`; importing them registers what they provide."
     from importlib.metadata import entry_points
-    for ep in entry_points(group="alignkit.runners"): ep.load()
+    for ep in entry_points(group=group): ep.load()
 
 def get_runner(kind:str) -> Runner:
     "The registered runner `kind`, discovering the installed runner modules the first time a name is missing."
     if kind not in RUNNERS: _discover()
     if kind not in RUNNERS: raise UnknownNameError("runner", kind, RUNNERS)
     return RUNNERS[kind]
+
+def all_runners() -> dict[str, Runner]:
+    "Every runner the installed packages provide, by name."
+    _discover()
+    return dict(RUNNERS)
 
 # %% ../nbs/30_runners.ipynb #92cb9e32
 def _device(model) -> str:
@@ -164,16 +169,22 @@ def longest_prompt(tok, data) -> tuple[int, int]:
     i = max(range(len(lens)), key=lens.__getitem__)
     return i, lens[i]
 
-_CALLBACKS, _VIEW = [], []
+_CALLBACKS, _VIEW, _EXTENSIONS = {}, [], []
 
 def trainer_callback(make:Callable) -> Callable:
-    "Register `make(run) -> callback or None`: every run adds what it returns to its trainer."
-    _CALLBACKS.append(make)
+    "Register `make(run) -> callback or None`: every run adds what it returns to its trainer (once per function name)."
+    _CALLBACKS[f"{make.__module__}.{make.__qualname__}"] = make
     return make
 
 def use_dashboard(view:Callable):
     "Register the view `run.dashboard` builds: `view(run_log, on_stop=…)` (alignkit.dashboard does this)."
     _VIEW[:] = [view]
+
+def load_extensions():
+    "Once per process: import the views and analyses installed packages declare (entry-point group `alignkit.extensions`)."
+    if not _EXTENSIONS:
+        _EXTENSIONS.append(True)
+        _discover("alignkit.extensions")
 
 def trainer_args(run) -> dict:
     "What every TRL trainer of `run` is built with: model, TRL config, datasets and tokenizer."
@@ -217,7 +228,8 @@ class Run(Job):
     def dashboard(self):
         "The live dashboard of this run (its Stop button calls `run.stop`)."
         if self._dashboard is None:
-            if not _VIEW: import alignkit.dashboard            # registers itself (use_dashboard)
+            load_extensions()
+            if not _VIEW: raise ConfigError("no dashboard view is registered: is alignkit installed (pip install -e .)? Its metadata declares alignkit.dashboard.")
             self._dashboard = _VIEW[0](self.log, on_stop=self.stop)   # built on the RunLog: its alarms are written to the log
         return self._dashboard
 
@@ -242,7 +254,8 @@ def start(self:Run, background:bool|None=None, resume_from:Path|None=None):
     cpu_attention(self.model)
     with compact_lm_head(): self.trainer = self.runner.build(self)
     self.trainer.add_callback(self.callback)
-    for make in _CALLBACKS:
+    load_extensions()
+    for make in _CALLBACKS.values():
         cb = make(self)
         if cb is not None: self.trainer.add_callback(cb)
     return self._launch(background, resume_from)

@@ -12,8 +12,8 @@ from pathlib import Path
 from .core import AlignkitError, UnknownNameError
 
 # %% auto #0
-__all__ = ['LOG_NAME', 'EVENTS', 'STOP_REASONS', 'RunLogError', 'LogReader', 'RunLog', 'TrainerHooks', 'SB3Hooks', 'sb3_callback',
-           'RunLogCallback', 'SB3RunLogCallback']
+__all__ = ['LOG_NAME', 'EVENTS', 'STOP_REASONS', 'RunLogError', 'LogReader', 'RunLog', 'sb3_callback', 'RunLogCallback',
+           'SB3RunLogCallback']
 
 # %% ../nbs/10_tracking.ipynb #88ae1bb4
 LOG_NAME = "log.jsonl"
@@ -282,7 +282,7 @@ def _any_rank(flag: bool, device) -> bool:
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
-class TrainerHooks:
+class _TrainerHooks:
     "The `RunLogCallback` logic, as a mixin over `transformers.TrainerCallback`."
     def __init__(self, log: RunLog | str | Path, stop_on_nan: bool = True):
         self.log = log if isinstance(log, RunLog) else RunLog(log)
@@ -342,13 +342,13 @@ class TrainerHooks:
 @functools.cache
 def _trainer_callback_class():
     from transformers import TrainerCallback
-    cls = type("RunLogCallback", (TrainerHooks, TrainerCallback), {
+    cls = type("RunLogCallback", (_TrainerHooks, TrainerCallback), {
         "__doc__": "A `transformers.TrainerCallback` that writes the run (config, metrics, events) to a `RunLog`; `request_stop()` stops it.",
         "__module__": __name__})
     return cls
 
 # %% ../nbs/10_tracking.ipynb #b90ea204
-class SB3Hooks:
+class _SB3Hooks:
     "The `SB3RunLogCallback` logic, as a mixin over `stable_baselines3.common.callbacks.BaseCallback`."
     def __init__(self, log: RunLog | str | Path, verbose: int = 0):
         super().__init__(verbose=verbose)
@@ -416,7 +416,7 @@ def _sb3_writer_class():
 @functools.cache
 def _sb3_callback_class():
     from stable_baselines3.common.callbacks import BaseCallback
-    return type("SB3RunLogCallback", (SB3Hooks, BaseCallback), {
+    return type("SB3RunLogCallback", (_SB3Hooks, BaseCallback), {
         "__doc__": "A stable-baselines3 callback that writes episodes, SB3's logged values and events to a `RunLog`; `request_stop()` stops it.",
         "__module__": __name__})
 

@@ -1,8 +1,8 @@
 """Classic RL (alignkit.rl): learning reaches its targets with fixed seeds, a save/load round trip acts identically,
 a Stop from another thread checkpoints, and bad inputs fail with useful messages.
 
-The notebook (nbs/50_rl.ipynb) shows the same things as lessons; these are the checks that must hold in CI as well,
-including a trainer stopped from a second thread (which a notebook cell cannot express cleanly)."""
+The notebooks (nbs/50_rl.ipynb and nbs/51_rl_*.ipynb … 56_rl_*.ipynb) show the same things as lessons; these are the
+checks that must hold in CI as well, including a trainer stopped from a second thread and the old `run_dir=` name."""
 import subprocess, sys, threading, time
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from alignkit.core import ConfigError, UnknownNameError
+from alignkit.core import ConfigError, Job, Status, UnknownNameError
 import alignkit.rl as rl
 
 
@@ -18,7 +18,7 @@ import alignkit.rl as rl
 def ppo(tmp_path_factory):
     "PPO on CartPole-v1 with the zoo defaults, stopped at the first evaluation that reaches 475."
     d = tmp_path_factory.mktemp("ppo")
-    return rl.train("CartPole-v1", "PPO", seed=0, run_dir=d/"run", eval_freq=5000, target_reward=475, dashboard=False)
+    return rl.train("CartPole-v1", "PPO", seed=0, output_dir=d/"run", eval_freq=5000, target_reward=475, dashboard=False)
 
 
 @pytest.mark.slow
@@ -26,7 +26,7 @@ def test_ppo_defaults_solve_cartpole(ppo):
     mean, std = ppo.evaluate(10)
     assert mean >= 475, (mean, std, ppo.evaluations)
     assert ppo.solved_at is not None and ppo.solved_at <= ppo.steps
-    assert ppo.status == "stopped"                       # stopped early by target_reward, before the zoo's 100k steps
+    assert isinstance(ppo, Job) and ppo.status is Status.STOPPED   # stopped early by target_reward, before the zoo's 100k steps
     assert (ppo.run_dir/"agent.zip").exists() and (ppo.run_dir/"log.jsonl").exists()
 
 
@@ -34,23 +34,40 @@ def test_ppo_defaults_solve_cartpole(ppo):
 def test_save_load_round_trip_same_actions(ppo, tmp_path):
     path = ppo.save(tmp_path/"agent.zip")
     again = rl.load(path)
-    assert again.algo == "PPO" and again.env.id == "CartPole-v1"
+    assert again.algo == "PPO" and again.env.id == "CartPole-v1" and again.status is Status.FINISHED   # it holds trained steps
     obs = np.random.default_rng(0).uniform(-1, 1, (500, 4)).astype(np.float32)
     np.testing.assert_array_equal(again.predict(obs), ppo.predict(obs))
     assert again.evaluate(3) == ppo.evaluate(3)
 
 
 def test_stop_from_another_thread_checkpoints(tmp_path):
-    agent = rl.train("CartPole-v1", "A2C", steps=200_000, seed=0, run_dir=tmp_path/"a2c", eval_freq=0, checkpoint_freq=0,
+    agent = rl.train("CartPole-v1", "A2C", steps=200_000, seed=0, output_dir=tmp_path/"a2c", eval_freq=0, checkpoint_freq=0,
                      background=True, dashboard=False)
     deadline = time.time() + 60
     while (agent.log.last_step or 0) < 2000 and time.time() < deadline: time.sleep(0.05)
     agent.stop(wait=True)
-    assert agent.status == "stopped" and 0 < agent.model.num_timesteps < 200_000
+    assert agent.status is Status.STOPPED and 0 < agent.model.num_timesteps < 200_000
     ev = agent.log.events
     assert list(ev["event"])[-2:] == ["stop", "checkpoint"], ev
     ckpt = Path(ev["data"].iloc[-1]["path"])
     assert ckpt.exists() and ckpt.name == f"checkpoint-{agent.model.num_timesteps}.zip"
+
+
+def test_run_dir_still_works_with_a_deprecation_warning(tmp_path):
+    with pytest.warns(DeprecationWarning, match="output_dir"):
+        agent = rl.train("CartPole-v1", "A2C", steps=80, seed=0, run_dir=tmp_path/"old", eval_freq=0, checkpoint_freq=0, dashboard=False)
+    assert agent.run_dir == tmp_path/"old" and (tmp_path/"old"/"agent.zip").exists() and agent.status is Status.FINISHED
+    with pytest.warns(DeprecationWarning, match="output_dir"): rl.reinforce("CartPole-v1", episodes=2, run_dir=tmp_path/"rf")
+    assert (tmp_path/"rf"/"log.jsonl").exists()
+    with pytest.raises(ConfigError, match="pass output_dir only"):
+        rl.train("CartPole-v1", "A2C", steps=80, output_dir=tmp_path/"a", run_dir=tmp_path/"b")
+
+
+def test_a_fresh_agent_loads_as_created(tmp_path):
+    from stable_baselines3 import A2C
+    src = rl.resolve_env("CartPole-v1")
+    fresh = rl.Agent(A2C("MlpPolicy", src.vec(1), device="cpu"), src, "A2C")
+    assert fresh.status is Status.CREATED and rl.load(fresh.save(tmp_path/"fresh.zip")).status is Status.CREATED
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -68,7 +85,7 @@ def test_q_learning_not_slippery_finds_the_path():
 
 
 def test_reinforce_improves(tmp_path):
-    r = rl.reinforce("CartPole-v1", episodes=80, seed=0, run_dir=tmp_path/"rf")
+    r = rl.reinforce("CartPole-v1", episodes=80, seed=0, output_dir=tmp_path/"rf")
     assert r.returns[-20:].mean() > 2*r.returns[:20].mean(), r
     assert len(r.log.metrics) == 80
 
@@ -108,7 +125,7 @@ class NoSeedEnv(FourTupleEnv):
 
 def test_custom_env_warnings_shown_and_training_runs(tmp_path):
     with pytest.warns(rl.EnvCheckWarning, match="infinity"):
-        agent = rl.train(NoSeedEnv, "PPO", steps=64, n_steps=32, batch_size=32, seed=0, run_dir=tmp_path/"c",
+        agent = rl.train(NoSeedEnv, "PPO", steps=64, n_steps=32, batch_size=32, seed=0, output_dir=tmp_path/"c",
                          eval_freq=0, dashboard=False)
     assert agent.model.num_timesteps >= 64
     with pytest.raises(ConfigError, match="custom environment"):

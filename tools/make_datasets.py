@@ -5,7 +5,7 @@
 Pure standard library. Every random choice comes from `random.Random` instances seeded with fixed
 strings, and every file is written in a fixed order, so two runs give byte-identical files. The
 script overwrites datasets/{sft,preference,unpaired,prompts}/{train,test}.jsonl and the README.md
-files next to them; it never touches datasets/configs/.
+files next to them; the model configs live in alignkit/configs/ and are not written here.
 
 The questions are ones a 135M instruct model can get better at within a few dozen steps: small
 arithmetic, capitals, antonyms, plurals, days and months, counting, letter case, comparing numbers

@@ -76,15 +76,16 @@ class StepMeter:
 
 def start_alignkit(data, reward, out, meter):
     "alignkit's `grpo` with its defaults, training in its own thread (held by the turnstile); returns the Run."
-    import alignkit.online as O
+    import dataclasses, alignkit.online as O
+    from alignkit.runners import RUNNERS, get_runner
     model, tok = _model("auto")
-    orig = O.build_trainer              # the runner looks its builder up at start: add the meter to the trainer it builds
-    O.build_trainer = lambda run: meter.attach(orig(run))
+    runner = get_runner("grpo")         # the run looks its runner up at start: add the meter to the trainer it builds
+    RUNNERS["grpo"] = dataclasses.replace(runner, build=lambda run: meter.attach(runner.build(run)))
     try:
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
             return O.grpo(model, data, rewards=[reward], output_dir=out, background=True, max_steps=WARMUP + STEPS)
-    finally: O.build_trainer = orig
+    finally: RUNNERS["grpo"] = runner
 
 def start_trl(data, reward, out, meter, args=None, quant="fp32"):
     import trl
@@ -128,7 +129,7 @@ def one_rep(data, reward, d, i):
 
 def main():
     from alignkit.data import load_data
-    from alignkit.online import char_fraction
+    from alignkit.rewards import char_fraction
     data, reward = load_data(PROMPTS, kind="prompt"), char_fraction("aeiou")
     steps = {n: [] for n in NAMES}
     with tempfile.TemporaryDirectory() as d:

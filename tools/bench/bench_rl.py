@@ -24,10 +24,11 @@ FPS_STEPS = {"PPO": 20_000, "DQN": 6_000}     # DQN: 1,000 warm-up steps, then 1
 def raw_fps(algo, steps, seed):
     "Steps per second of SB3's own learn() with the zoo hyperparameters that alignkit.rl.train uses."
     import alignkit.rl as rl
+    from alignkit.rl.sb3 import _schedule
     from stable_baselines3.common.env_util import make_vec_env
     hp = rl.defaults("CartPole-v1", algo)
     n_envs = hp.pop("n_envs", 1); hp.pop("n_timesteps", None)
-    hp = {k: rl._schedule(v) for k, v in hp.items()}
+    hp = {k: _schedule(v) for k, v in hp.items()}
     model = rl.algo_class(algo)("MlpPolicy", make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed), seed=seed, device="cpu", verbose=0, **hp)
     t0, c0 = time.perf_counter(), time.process_time()
     model.learn(steps)
@@ -37,7 +38,7 @@ def wrapped_fps(algo, steps, seed, run_dir):
     "Steps per second of alignkit.rl.train (background thread, run log, live headless dashboard) at the same settings."
     import alignkit.rl as rl
     from alignkit.dashboard import Dashboard
-    agent = rl.train("CartPole-v1", algo, steps, seed=seed, run_dir=run_dir, eval_freq=0, checkpoint_freq=0, background=True, dashboard=False)
+    agent = rl.train("CartPole-v1", algo, steps, seed=seed, output_dir=run_dir, eval_freq=0, checkpoint_freq=0, background=True, dashboard=False)
     c0 = time.process_time()                       # the learner thread has just started; the model is built
     dash = Dashboard(agent.log, on_stop=agent.stop).watch()
     agent.wait()
@@ -65,7 +66,7 @@ def steps_to_solve(algo, root):
     import alignkit.rl as rl
     got = []
     for s in SEEDS:
-        agent = rl.train("CartPole-v1", algo, seed=s, run_dir=root/f"solve-{algo}-{s}", eval_freq=2500, n_eval_episodes=10,
+        agent = rl.train("CartPole-v1", algo, seed=s, output_dir=root/f"solve-{algo}-{s}", eval_freq=2500, n_eval_episodes=10,
                          target_reward=475, checkpoint_freq=0, dashboard=False)
         got.append(agent.solved_at)
     known = [g for g in got if g is not None]

@@ -9,7 +9,7 @@ The three configurations of each trainer:
 
 - alignkit: `alignkit.sft(model, data, max_steps=…)` / `alignkit.dpo(model, pairs, max_steps=…)`, the model from
   `load_model("smollm2", quant="auto", lora=16)` (bf16 weights where the CPU runs bf16 natively, as here), every other
-  setting alignkit's default (`alignkit.preference._common`: no gradient checkpointing, bf16 where native, batch 8,
+  setting alignkit's default (`alignkit.runners.runner_defaults`: no gradient checkpointing, bf16 where native, batch 8,
   max_length 512, a log record every step; SFT and DPO: group_by_length batches; DPO: precompute_ref_log_probs=True;
   on a CPU eager attention and TRL's LM head scoring only labelled positions, by plain autograd, see nbs/30_runners),
   alignkit's RunLog callback included.
@@ -21,7 +21,7 @@ The three configurations of each trainer:
   "ref" copy of the adapter TRL adds). use_cpu=True and report_to="none" are what running here at all takes; max_steps
   and seed fix the measurement's length and batches (the seed changes nothing else).
 - TRL at equal settings: the trainer class alignkit builds (TRL's; for DPO TRL's DPOTrainer plus the pair lengths
-  its sampler needs for group_by_length, `alignkit.preference.trainer_classes`) built directly from exactly the arguments alignkit's runner built
+  its sampler needs for group_by_length, `alignkit.runners.get_runner(kind).classes()`) built directly from exactly the arguments alignkit's runner built
   (`run.config.args`, plus logging_nan_inf_filter=False, which alignkit's callback sets; the resulting config is
   checked equal to `run.trainer.args` field by field, output_dir aside) on a model of the same precision, set up
   the way an alignkit run sets it up on a CPU (`cpu_attention`: eager attention; built and trained inside
@@ -197,28 +197,29 @@ def _data(kind):
 def start_alignkit(kind, data, out, meter):
     "alignkit's runner with its defaults, training in its own thread (held by the turnstile); returns the Run."
     global _building
-    import alignkit.preference as P
-    build, _building = P.TRAINER_BUILDERS[kind], meter
-    P.TRAINER_BUILDERS[kind] = lambda run: meter.attach(build(run))
+    import dataclasses, alignkit.preference as P
+    from alignkit.runners import RUNNERS, get_runner
+    runner, _building = get_runner(kind), meter      # the run looks its runner up at start: add the meter to the trainer it builds
+    RUNNERS[kind] = dataclasses.replace(runner, build=lambda run: meter.attach(runner.build(run)))
     try:
         model, tok = _model("auto")
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
             return getattr(P, kind)(model, data, output_dir=out, background=True, max_steps=WARMUP + STEPS)
-    finally: P.TRAINER_BUILDERS[kind], _building = build, None
+    finally: RUNNERS[kind], _building = runner, None
 
 def start_trl(kind, data, out, meter, args=None, quant="fp32"):
     "TRL's trainer called directly, with TRL's defaults (args=None) or exactly `args`; returns (trainer, thread)."
     global _building
     import trl
-    from alignkit.preference import trainer_classes
+    from alignkit.runners import get_runner
     equal = args is not None                # decided before `args` gets TRL's defaults below
-    if equal: cfg_cls, trainer_cls = trainer_classes(kind)        # equal settings: the class alignkit builds
+    if equal: cfg_cls, trainer_cls = get_runner(kind).classes()       # equal settings: the class alignkit builds
     else:
         cfg_cls, trainer_cls = (trl.SFTConfig, trl.SFTTrainer) if kind == "sft" else (trl.DPOConfig, trl.DPOTrainer)
         args = dict(max_steps=WARMUP + STEPS, report_to="none", use_cpu=True, seed=0)
     model, tok = _model(quant)
-    from alignkit.runners import compact_lm_head, cpu_attention
+    from alignkit._compat import compact_lm_head, cpu_attention
     if equal: cpu_attention(model)          # at equal settings the model is set up as alignkit's run sets it up
     same = compact_lm_head if equal else contextlib.nullcontext
     _building = meter
