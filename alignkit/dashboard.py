@@ -68,19 +68,22 @@ IGNORED_METRICS = re.compile(r"(eval_)?(epoch|num_tokens|step_time|total_flos|tr
 def _prefix(name): return "eval_" if name.startswith("eval_") else ""
 def _base(name): return name[len(_prefix(name)):]
 
+def _swap(name:str, mean:bool) -> str:
+    "`name` with its mean ↔ std partner's name (`reward` ↔ `reward_std`, `rewards/f/mean` ↔ `rewards/f/std`); '' if it has none."
+    b = _base(name)
+    pairs = (("reward", "reward_std"), ("/mean", "/std"))
+    if mean: pairs = tuple((y, x) for x, y in pairs)
+    if b == pairs[0][0]: return _prefix(name) + pairs[0][1]
+    if b.startswith("rewards/") and b.endswith(pairs[1][0]): return _prefix(name) + b[:-len(pairs[1][0])] + pairs[1][1]
+    return ""
+
 def std_of(name:str) -> str:
     "The metric holding the spread of `name`, drawn as a band around it (`reward` → `reward_std`, `rewards/f/mean` → `rewards/f/std`); '' if none."
-    b = _base(name)
-    if b == "reward": return _prefix(name) + "reward_std"
-    if b.startswith("rewards/") and b.endswith("/mean"): return _prefix(name) + b[:-4] + "std"
-    return ""
+    return _swap(name, mean=False)
 
 def mean_of(name:str) -> str:
     "The inverse of `std_of`: the mean whose band `name` is; '' if `name` is not a std."
-    b = _base(name)
-    if b == "reward_std": return _prefix(name) + "reward"
-    if b.startswith("rewards/") and b.endswith("/std"): return _prefix(name) + b[:-3] + "mean"
-    return ""
+    return _swap(name, mean=True)
 
 @dataclass
 class Panel:

@@ -13,6 +13,7 @@ from pathlib import Path
 from .core import *
 from .runners import Run, Runner, register_runner, start_run, longest_prompt
 from .rewards import RewardError, score_completions, resolve_rewards, reward_spec, run_rewards
+from fastcore.basics import patch_to
 import numpy as np
 import torch
 from transformers import TrainingArguments
@@ -112,7 +113,7 @@ def _no_dropout(*models):
     finally:
         for m, w in zip(ds, was): m.train(w)
 
-# %% ../nbs/33_ppo.ipynb #7956f9eb
+# %% ../nbs/33_ppo.ipynb #a42b25bc
 _CHECKPOINT_FILES = ("value_head.pt", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json")
 
 class PPOTrainer:
@@ -147,274 +148,306 @@ class PPOTrainer:
         self.eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=self.device)
         self.pad_id = processing_class.pad_token_id if processing_class.pad_token_id is not None else int(self.eos_ids[0])
 
-    # -- callbacks, like transformers.Trainer ----------------------------------------------------------
-    def add_callback(self, callback): self.callback_handler.add_callback(callback)
-    def remove_callback(self, callback): self.callback_handler.remove_callback(callback)
-    def pop_callback(self, callback): return self.callback_handler.pop_callback(callback)
+# %% ../nbs/33_ppo.ipynb #cba61966
+@patch_to(PPOTrainer)
+def add_callback(self, callback): self.callback_handler.add_callback(callback)
 
-    def _runlog(self):
-        from alignkit.tracking import RunLog
-        return next((cb.log for cb in self.callback_handler.callbacks if isinstance(getattr(cb, "log", None), RunLog)), None)
+@patch_to(PPOTrainer)
+def remove_callback(self, callback): self.callback_handler.remove_callback(callback)
 
-    # -- data --------------------------------------------------------------------------------------------
-    def _indices(self, step:int) -> list[int]:
-        "The prompts of PPO step `step` (0-based): a fresh seeded permutation each epoch, a function of the step alone."
-        n, bs = len(self.train_dataset), self.args.per_device_train_batch_size
-        out, pos = [], step * bs
-        while len(out) < bs:
-            epoch, i = divmod(pos, n)
-            g = torch.Generator().manual_seed(self.args.seed * 100_003 + epoch)
-            perm = torch.randperm(n, generator=g).tolist()
-            take = perm[i:i + bs - len(out)]
-            out += take; pos += len(take)
-        return out
+@patch_to(PPOTrainer)
+def pop_callback(self, callback): return self.callback_handler.pop_callback(callback)
 
-    def _encode_prompts(self, prompts):
-        from trl.data_utils import maybe_apply_chat_template
-        texts = [maybe_apply_chat_template({"prompt": p}, self.tokenizer)["prompt"] for p in prompts]
-        enc = self.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt", add_special_tokens=False)
-        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.args.bf16 else nullcontext()   # bf16 on purpose: args.bf16 follows the machine
+@patch_to(PPOTrainer)
+def _runlog(self):
+    from alignkit.tracking import RunLog
+    return next((cb.log for cb in self.callback_handler.callbacks if isinstance(getattr(cb, "log", None), RunLog)), None)
 
-    # -- rollout -----------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _generate(self, q_ids, q_mask, temperature=None):
-        from transformers import GenerationConfig
-        a = self.args
-        gc = GenerationConfig(max_new_tokens=a.max_completion_length, do_sample=True, temperature=temperature or a.temperature,
-                              top_k=0, top_p=1.0, pad_token_id=self.pad_id, eos_token_id=self.eos_ids.tolist())
-        outs, k = [], a.local_rollout_forward_batch_size
-        with self._autocast():
-            for s in range(0, len(q_ids), k):
-                o = self.model.generate(input_ids=q_ids[s:s+k], attention_mask=q_mask[s:s+k], generation_config=gc)
-                outs.append(o[:, q_ids.shape[1]:])
-        W = max(o.shape[1] for o in outs)
-        resp = torch.cat([torch.nn.functional.pad(o, (0, W - o.shape[1]), value=self.pad_id) for o in outs])
-        is_eos = torch.isin(resp, self.eos_ids)
-        has_eos = is_eos.any(1)
-        length = torch.where(has_eos, is_eos.int().argmax(1) + 1, torch.full_like(has_eos, W, dtype=torch.long))
-        resp = resp[:, :int(length.max())]
-        mask = (torch.arange(resp.shape[1], device=self.device)[None] < length[:, None]).float()
-        return resp, mask, has_eos
+# %% ../nbs/33_ppo.ipynb #f52cae91
+@patch_to(PPOTrainer)
+def _indices(self, step:int) -> list[int]:
+    "The prompts of PPO step `step` (0-based): a fresh seeded permutation each epoch, a function of the step alone."
+    n, bs = len(self.train_dataset), self.args.per_device_train_batch_size
+    out, pos = [], step * bs
+    while len(out) < bs:
+        epoch, i = divmod(pos, n)
+        g = torch.Generator().manual_seed(self.args.seed * 100_003 + epoch)
+        perm = torch.randperm(n, generator=g).tolist()
+        take = perm[i:i + bs - len(out)]
+        out += take; pos += len(take)
+    return out
 
-    def _forward(self, model, q_ids, q_mask, resp, values:bool):
-        "Log-probs of `resp` after the prompts (at the sampling temperature), the entropy logits and, if `values`, the value predictions."
-        ids = torch.cat([q_ids, resp], 1)
-        att = torch.cat([q_mask, torch.ones_like(resp)], 1)
-        pos = (att.cumsum(1) - 1).clamp(min=0)
-        P = q_ids.shape[1]
-        with self._autocast():
-            out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=values, use_cache=False,
-                        logits_to_keep=resp.shape[1] + 1)          # no vocabulary projection of the prompt positions
-        logits = out.logits[:, -resp.shape[1] - 1:-1].float() / (self.args.temperature + 1e-7)
-        logp = torch.log_softmax(logits, -1).gather(-1, resp[..., None])[..., 0]
-        v = self.value_head(out.hidden_states[-1][:, P - 1:-1].float())[..., 0] if values else None
-        return logp, logits, v
 
-    @torch.no_grad()
-    def _ref_logprobs(self, q_ids, q_mask, resp):
-        if self.is_peft:
-            with self.model.disable_adapter(): return self._forward(self.model, q_ids, q_mask, resp, False)[0]
-        return self._forward(self.ref_model, q_ids, q_mask, resp, False)[0]
+@patch_to(PPOTrainer)
+def _encode_prompts(self, prompts):
+    from trl.data_utils import maybe_apply_chat_template
+    texts = [maybe_apply_chat_template({"prompt": p}, self.tokenizer)["prompt"] for p in prompts]
+    enc = self.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt", add_special_tokens=False)
+    return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
-    def _completions(self, prompts, resp, mask):
-        texts = self.tokenizer.batch_decode([r[:int(m.sum())] for r, m in zip(resp, mask)], skip_special_tokens=True)
-        return [[{"role": "assistant", "content": t}] if isinstance(p, list) else t for p, t in zip(prompts, texts)]
 
-    def _score(self, rows, completions):
-        prompts = [r["prompt"] for r in rows]
-        fields = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
-        fields["trainer_state"] = self.state
-        return score_completions(self.reward_funcs, prompts, completions, fields)
+@patch_to(PPOTrainer)
+def _autocast(self):
+    return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.args.bf16 else nullcontext()   # bf16 on purpose: args.bf16 follows the machine
 
-    def _chunks(self, n):
-        k = self.args.local_rollout_forward_batch_size
-        return [slice(s, s + k) for s in range(0, n, k)]
+# %% ../nbs/33_ppo.ipynb #a83d5bd3
+@patch_to(PPOTrainer)
+@torch.no_grad()
+def _generate(self, q_ids, q_mask, temperature=None):
+    from transformers import GenerationConfig
+    a = self.args
+    gc = GenerationConfig(max_new_tokens=a.max_completion_length, do_sample=True, temperature=temperature or a.temperature,
+                          top_k=0, top_p=1.0, pad_token_id=self.pad_id, eos_token_id=self.eos_ids.tolist())
+    outs, k = [], a.local_rollout_forward_batch_size
+    with self._autocast():
+        for s in range(0, len(q_ids), k):
+            o = self.model.generate(input_ids=q_ids[s:s+k], attention_mask=q_mask[s:s+k], generation_config=gc)
+            outs.append(o[:, q_ids.shape[1]:])
+    W = max(o.shape[1] for o in outs)
+    resp = torch.cat([torch.nn.functional.pad(o, (0, W - o.shape[1]), value=self.pad_id) for o in outs])
+    is_eos = torch.isin(resp, self.eos_ids)
+    has_eos = is_eos.any(1)
+    length = torch.where(has_eos, is_eos.int().argmax(1) + 1, torch.full_like(has_eos, W, dtype=torch.long))
+    resp = resp[:, :int(length.max())]
+    mask = (torch.arange(resp.shape[1], device=self.device)[None] < length[:, None]).float()
+    return resp, mask, has_eos
 
-    def rollout(self, rows) -> dict:
-        "Sample, score and evaluate one batch of prompt rows: everything the PPO update needs."
-        a = self.args
-        prompts = [r["prompt"] for r in rows]
-        q_ids, q_mask = self._encode_prompts(prompts)
-        resp, mask, has_eos = self._generate(q_ids, q_mask)
-        with torch.no_grad():
-            parts = [self._forward(self.model, q_ids[c], q_mask[c], resp[c], True) for c in self._chunks(len(rows))]
-            logp, values = torch.cat([p[0] for p in parts]), torch.cat([p[2] for p in parts])
-            ref = torch.cat([self._ref_logprobs(q_ids[c], q_mask[c], resp[c]) for c in self._chunks(len(rows))])
-        completions = self._completions(prompts, resp, mask)
-        scores, per = self._score(rows, completions)
-        scores = torch.tensor(scores, device=self.device, dtype=torch.float32)
-        if a.missing_eos_penalty: scores = scores - a.missing_eos_penalty * (~has_eos).float()
-        logr = ref - logp
-        kl = -logr if a.kl_estimator == "k1" else logr.exp() - 1 - logr
-        non_score = -a.kl_coef * kl * mask
-        rewards = non_score.clone()
-        last = mask.sum(1).long() - 1
-        rewards[torch.arange(len(rows), device=self.device), last] += scores
-        if a.whiten_rewards: rewards = _masked_whiten(rewards, mask, shift_mean=False) * mask
-        values = values * mask
-        adv, ret = gae(rewards, values, mask, a.gamma, a.lam)
-        adv = _masked_whiten(adv, mask) * mask
-        return dict(prompts=prompts, completions=completions, q_ids=q_ids, q_mask=q_mask, resp=resp, mask=mask, logp=logp * mask,
-                    values=values, adv=adv, ret=ret, scores=scores, per_reward=per, kl=kl * mask, non_score=non_score, has_eos=has_eos)
+@patch_to(PPOTrainer)
+def _forward(self, model, q_ids, q_mask, resp, values:bool):
+    "Log-probs of `resp` after the prompts (at the sampling temperature), the entropy logits and, if `values`, the value predictions."
+    ids = torch.cat([q_ids, resp], 1)
+    att = torch.cat([q_mask, torch.ones_like(resp)], 1)
+    pos = (att.cumsum(1) - 1).clamp(min=0)
+    P = q_ids.shape[1]
+    with self._autocast():
+        out = model(input_ids=ids, attention_mask=att, position_ids=pos, output_hidden_states=values, use_cache=False,
+                    logits_to_keep=resp.shape[1] + 1)          # no vocabulary projection of the prompt positions
+    logits = out.logits[:, -resp.shape[1] - 1:-1].float() / (self.args.temperature + 1e-7)
+    logp = torch.log_softmax(logits, -1).gather(-1, resp[..., None])[..., 0]
+    v = self.value_head(out.hidden_states[-1][:, P - 1:-1].float())[..., 0] if values else None
+    return logp, logits, v
 
-    # -- update ------------------------------------------------------------------------------------------
-    def update(self, b:dict) -> dict:
-        "`num_ppo_epochs` passes of clipped policy + value loss over the rollout batch `b`; the mean statistics."
-        a = self.args
-        B = len(b["prompts"]); mb = B // a.num_mini_batches; micro = mb // a.gradient_accumulation_steps
-        stats = {k: [] for k in ("pg", "vf", "loss", "clip", "vclip", "approxkl", "entropy", "ratio")}
-        norms = []
-        for _ in range(a.num_ppo_epochs):
-            perm = torch.randperm(B).tolist()
-            for s in range(0, B, mb):
-                for u in range(s, s + mb, micro):
-                    idx = torch.tensor(perm[u:u + micro], device=self.device)
-                    m = b["mask"][idx]
-                    W = int(m.sum(1).max())
-                    m, resp = m[:, :W], b["resp"][idx, :W]
-                    new_logp, logits, v = self._forward(self.model, b["q_ids"][idx], b["q_mask"][idx], resp, True)
-                    old_logp, old_v, adv, ret = (b[k][idx, :W] for k in ("logp", "values", "adv", "ret"))
-                    v_clip = old_v + (v - old_v).clamp(-a.cliprange_value, a.cliprange_value)
-                    vf1, vf2 = (v - ret) ** 2, (v_clip - ret) ** 2
-                    vf_loss = 0.5 * _masked_mean(torch.max(vf1, vf2), m)
-                    diff = (new_logp - old_logp) * m
-                    ratio = diff.exp()
-                    pg1, pg2 = -adv * ratio, -adv * ratio.clamp(1 - a.cliprange, 1 + a.cliprange)
-                    pg_loss = _masked_mean(torch.max(pg1, pg2), m)
-                    loss = pg_loss + a.vf_coef * vf_loss
-                    (loss / a.gradient_accumulation_steps).backward()
-                    with torch.no_grad():
-                        for k, x in (("pg", pg_loss), ("vf", vf_loss), ("loss", loss), ("clip", _masked_mean((pg2 > pg1).float(), m)),
-                                     ("vclip", _masked_mean((vf2 > vf1).float(), m)), ("approxkl", 0.5 * _masked_mean(diff ** 2, m)),
-                                     ("entropy", _masked_mean(_entropy(logits), m)), ("ratio", _masked_mean(ratio, m))):
-                            stats[k].append(float(x))
-                if a.max_grad_norm and a.max_grad_norm > 0:
-                    norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)))
-                self.optimizer.step(); self.optimizer.zero_grad(set_to_none=True)
-        out = {k: sum(v) / len(v) for k, v in stats.items()}
-        if norms: out["grad_norm"] = sum(norms) / len(norms)
-        return out
+@patch_to(PPOTrainer)
+@torch.no_grad()
+def _ref_logprobs(self, q_ids, q_mask, resp):
+    if self.is_peft:
+        with self.model.disable_adapter(): return self._forward(self.model, q_ids, q_mask, resp, False)[0]
+    return self._forward(self.ref_model, q_ids, q_mask, resp, False)[0]
 
-    # -- the loop ----------------------------------------------------------------------------------------
-    def step(self) -> tuple[dict, dict]:
-        "One PPO step (rollout, then update) on the prompts of the current global step; the logged metrics and the rollout."
-        rows = [self.train_dataset[i] for i in self._indices(self.state.global_step)]
-        b = self.rollout(rows)
-        lr = self.lr_scheduler.get_last_lr()[0]
-        u = self.update(b)
-        self.lr_scheduler.step()
-        kl_sum, ns = b["kl"].sum(1), b["non_score"].sum(1)
-        lengths = b["mask"].sum(1)
-        logs = {"loss": u["loss"], "objective/kl": float(kl_sum.mean()), "objective/scores": float(b["scores"].mean()),
-                "objective/non_score_reward": float(ns.mean()), "objective/rlhf_reward": float((b["scores"] + ns).mean()),
-                "policy/approxkl": u["approxkl"], "policy/clipfrac": u["clip"], "policy/entropy": u["entropy"], "entropy": u["entropy"],
-                "loss/policy": u["pg"], "loss/value": u["vf"], "val/clipfrac": u["vclip"], "val/ratio": u["ratio"],
-                "completions/mean_length": float(lengths.mean()), "completions/clipped_ratio": float((~b["has_eos"]).float().mean()),
-                "learning_rate": lr}
-        for name, vals in b["per_reward"].items():
-            t = torch.tensor(vals)
-            logs[f"rewards/{name}/mean"] = float(t.nanmean())
-            logs[f"rewards/{name}/std"] = float(t[~t.isnan()].std()) if (~t.isnan()).sum() > 1 else 0.0
-        if "grad_norm" in u: logs["grad_norm"] = u["grad_norm"]
-        return logs, b
+@patch_to(PPOTrainer)
+def _completions(self, prompts, resp, mask):
+    texts = self.tokenizer.batch_decode([r[:int(m.sum())] for r, m in zip(resp, mask)], skip_special_tokens=True)
+    return [[{"role": "assistant", "content": t}] if isinstance(p, list) else t for p, t in zip(prompts, texts)]
 
-    def train(self, resume_from_checkpoint=None):
-        "Train to `max_steps`, calling the callbacks as `transformers.Trainer` does; resume from a `checkpoint-N` folder if given."
-        from transformers import set_seed
-        a, cb = self.args, self.callback_handler
-        if resume_from_checkpoint: self._load_checkpoint(Path(resume_from_checkpoint))
-        else: set_seed(a.seed)
-        self.model.train()
-        self.control = cb.on_train_begin(a, self.state, self.control)
-        n = len(self.train_dataset)
-        with _no_dropout(self.model, self.ref_model):
-            while self.state.global_step < self.max_steps and not self.control.should_training_stop:
-                self.control = cb.on_step_begin(a, self.state, self.control)
-                logs, b = self.step()
-                self.state.global_step += 1
-                self.state.epoch = self.state.global_step * a.per_device_train_batch_size / n
-                self.control = cb.on_step_end(a, self.state, self.control)
-                if self.control.should_log: self._log(logs, b)
-                if self.control.should_evaluate and self.eval_dataset is not None: self._log(self.evaluate(), None)
-                nan = not math.isfinite(logs["loss"])
-                if self.control.should_save and not nan:
-                    self._save_checkpoint()
-                    self.control = cb.on_save(a, self.state, self.control)
-                if nan: self.control.should_training_stop = True
-        self.control = cb.on_train_end(a, self.state, self.control)
-        return self.state
+# %% ../nbs/33_ppo.ipynb #8485f3df
+@patch_to(PPOTrainer)
+def _score(self, rows, completions):
+    prompts = [r["prompt"] for r in rows]
+    fields = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
+    fields["trainer_state"] = self.state
+    return score_completions(self.reward_funcs, prompts, completions, fields)
 
-    def _log(self, logs:dict, b:dict|None):
-        logs = {**logs, "epoch": round(self.state.epoch, 4)}
-        self.state.log_history.append({**logs, "step": self.state.global_step})
-        self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs=logs)
-        log = self._runlog() if self.state.is_world_process_zero and b is not None and self.args.log_completions else None
-        if log is not None:
-            for i in range(min(self.args.num_completions_to_print, len(b["prompts"]))):
-                log.log_sample(self.state.global_step, completion_text(b["prompts"][i]), completion_text(b["completions"][i]),
-                               {**{k: v[i] for k, v in b["per_reward"].items() if not math.isnan(v[i])}, "score": float(b["scores"][i])})
+@patch_to(PPOTrainer)
+def _chunks(self, n):
+    k = self.args.local_rollout_forward_batch_size
+    return [slice(s, s + k) for s in range(0, n, k)]
 
-    @torch.no_grad()
-    def evaluate(self, eval_dataset=None) -> dict:
-        "Mean score and completion length of one sampled completion per prompt of `eval_dataset` (default: the run's eval data)."
-        ds = eval_dataset if eval_dataset is not None else self.eval_dataset
-        rows = [ds[i] for i in range(len(ds))]
-        scores, lengths = [], []
-        for c in self._chunks(len(rows)):
-            part = rows[c]
-            q_ids, q_mask = self._encode_prompts([r["prompt"] for r in part])
-            resp, mask, _ = self._generate(q_ids, q_mask)
-            s, _ = self._score(part, self._completions([r["prompt"] for r in part], resp, mask))
-            scores += s; lengths += mask.sum(1).tolist()
-        out = {"eval_objective/scores": sum(scores) / len(scores), "eval_completions/mean_length": sum(lengths) / len(lengths)}
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=out)
-        return out
+@patch_to(PPOTrainer)
+def rollout(self, rows) -> dict:
+    "Sample, score and evaluate one batch of prompt rows: everything the PPO update needs."
+    a = self.args
+    prompts = [r["prompt"] for r in rows]
+    q_ids, q_mask = self._encode_prompts(prompts)
+    resp, mask, has_eos = self._generate(q_ids, q_mask)
+    with torch.no_grad():
+        parts = [self._forward(self.model, q_ids[c], q_mask[c], resp[c], True) for c in self._chunks(len(rows))]
+        logp, values = torch.cat([p[0] for p in parts]), torch.cat([p[2] for p in parts])
+        ref = torch.cat([self._ref_logprobs(q_ids[c], q_mask[c], resp[c]) for c in self._chunks(len(rows))])
+    completions = self._completions(prompts, resp, mask)
+    scores, per = self._score(rows, completions)
+    scores = torch.tensor(scores, device=self.device, dtype=torch.float32)
+    if a.missing_eos_penalty: scores = scores - a.missing_eos_penalty * (~has_eos).float()
+    logr = ref - logp
+    kl = -logr if a.kl_estimator == "k1" else logr.exp() - 1 - logr
+    non_score = -a.kl_coef * kl * mask
+    rewards = non_score.clone()
+    last = mask.sum(1).long() - 1
+    rewards[torch.arange(len(rows), device=self.device), last] += scores
+    if a.whiten_rewards: rewards = _masked_whiten(rewards, mask, shift_mean=False) * mask
+    values = values * mask
+    adv, ret = gae(rewards, values, mask, a.gamma, a.lam)
+    adv = _masked_whiten(adv, mask) * mask
+    return dict(prompts=prompts, completions=completions, q_ids=q_ids, q_mask=q_mask, resp=resp, mask=mask, logp=logp * mask,
+                values=values, adv=adv, ret=ret, scores=scores, per_reward=per, kl=kl * mask, non_score=non_score, has_eos=has_eos)
 
-    # -- checkpoints -------------------------------------------------------------------------------------
-    def _save_checkpoint(self):
-        d = Path(self.args.output_dir)/f"checkpoint-{self.state.global_step}"
-        d.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(d)
-        torch.save(self.value_head.state_dict(), d/"value_head.pt")
-        torch.save(self.optimizer.state_dict(), d/"optimizer.pt")
-        torch.save(self.lr_scheduler.state_dict(), d/"scheduler.pt")
-        rng = dict(python=random.getstate(), numpy=np.random.get_state(), cpu=torch.get_rng_state(),
-                   cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-        torch.save(rng, d/"rng_state.pth")
-        self.state.save_to_json(d/"trainer_state.json")      # last: a folder with trainer_state.json is complete
-        self._rotate()
+# %% ../nbs/33_ppo.ipynb #b90e5699
+@patch_to(PPOTrainer)
+def update(self, b:dict) -> dict:
+    "`num_ppo_epochs` passes of clipped policy + value loss over the rollout batch `b`; the mean statistics."
+    a = self.args
+    B = len(b["prompts"]); mb = B // a.num_mini_batches; micro = mb // a.gradient_accumulation_steps
+    stats = {k: [] for k in ("pg", "vf", "loss", "clip", "vclip", "approxkl", "entropy", "ratio")}
+    norms = []
+    for _ in range(a.num_ppo_epochs):
+        perm = torch.randperm(B).tolist()
+        for s in range(0, B, mb):
+            for u in range(s, s + mb, micro):
+                idx = torch.tensor(perm[u:u + micro], device=self.device)
+                m = b["mask"][idx]
+                W = int(m.sum(1).max())
+                m, resp = m[:, :W], b["resp"][idx, :W]
+                new_logp, logits, v = self._forward(self.model, b["q_ids"][idx], b["q_mask"][idx], resp, True)
+                old_logp, old_v, adv, ret = (b[k][idx, :W] for k in ("logp", "values", "adv", "ret"))
+                v_clip = old_v + (v - old_v).clamp(-a.cliprange_value, a.cliprange_value)
+                vf1, vf2 = (v - ret) ** 2, (v_clip - ret) ** 2
+                vf_loss = 0.5 * _masked_mean(torch.max(vf1, vf2), m)
+                diff = (new_logp - old_logp) * m
+                ratio = diff.exp()
+                pg1, pg2 = -adv * ratio, -adv * ratio.clamp(1 - a.cliprange, 1 + a.cliprange)
+                pg_loss = _masked_mean(torch.max(pg1, pg2), m)
+                loss = pg_loss + a.vf_coef * vf_loss
+                (loss / a.gradient_accumulation_steps).backward()
+                with torch.no_grad():
+                    for k, x in (("pg", pg_loss), ("vf", vf_loss), ("loss", loss), ("clip", _masked_mean((pg2 > pg1).float(), m)),
+                                 ("vclip", _masked_mean((vf2 > vf1).float(), m)), ("approxkl", 0.5 * _masked_mean(diff ** 2, m)),
+                                 ("entropy", _masked_mean(_entropy(logits), m)), ("ratio", _masked_mean(ratio, m))):
+                        stats[k].append(float(x))
+            if a.max_grad_norm and a.max_grad_norm > 0:
+                norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, a.max_grad_norm)))
+            self.optimizer.step(); self.optimizer.zero_grad(set_to_none=True)
+    out = {k: sum(v) / len(v) for k, v in stats.items()}
+    if norms: out["grad_norm"] = sum(norms) / len(norms)
+    return out
 
-    def _rotate(self):
-        limit = self.args.save_total_limit
-        if not limit or limit < 1: return
-        done = sorted((p for p in Path(self.args.output_dir).glob("checkpoint-*") if (p/"trainer_state.json").exists()),
-                      key=lambda p: int(p.name.split("-")[-1]))
-        for p in done[:-limit]: shutil.rmtree(p, ignore_errors=True)
+# %% ../nbs/33_ppo.ipynb #b15412c2
+@patch_to(PPOTrainer)
+def step(self) -> tuple[dict, dict]:
+    "One PPO step (rollout, then update) on the prompts of the current global step; the logged metrics and the rollout."
+    rows = [self.train_dataset[i] for i in self._indices(self.state.global_step)]
+    b = self.rollout(rows)
+    lr = self.lr_scheduler.get_last_lr()[0]
+    u = self.update(b)
+    self.lr_scheduler.step()
+    kl_sum, ns = b["kl"].sum(1), b["non_score"].sum(1)
+    lengths = b["mask"].sum(1)
+    logs = {"loss": u["loss"], "objective/kl": float(kl_sum.mean()), "objective/scores": float(b["scores"].mean()),
+            "objective/non_score_reward": float(ns.mean()), "objective/rlhf_reward": float((b["scores"] + ns).mean()),
+            "policy/approxkl": u["approxkl"], "policy/clipfrac": u["clip"], "policy/entropy": u["entropy"], "entropy": u["entropy"],
+            "loss/policy": u["pg"], "loss/value": u["vf"], "val/clipfrac": u["vclip"], "val/ratio": u["ratio"],
+            "completions/mean_length": float(lengths.mean()), "completions/clipped_ratio": float((~b["has_eos"]).float().mean()),
+            "learning_rate": lr}
+    for name, vals in b["per_reward"].items():
+        t = torch.tensor(vals)
+        logs[f"rewards/{name}/mean"] = float(t.nanmean())
+        logs[f"rewards/{name}/std"] = float(t[~t.isnan()].std()) if (~t.isnan()).sum() > 1 else 0.0
+    if "grad_norm" in u: logs["grad_norm"] = u["grad_norm"]
+    return logs, b
 
-    def _load_checkpoint(self, d:Path):
-        from safetensors.torch import load_file
-        from transformers.trainer_callback import TrainerState
-        missing = [f for f in _CHECKPOINT_FILES if not (d/f).exists()]
-        if missing: raise ConfigError(f"{str(d)!r} is not a complete PPO checkpoint: it lacks {', '.join(missing)}.")
-        if self.is_peft:
-            from peft import set_peft_model_state_dict
-            set_peft_model_state_dict(self.model, load_file(d/"adapter_model.safetensors"))
-        else:
-            sd = {}
-            for f in sorted(d.glob("model*.safetensors")): sd.update(load_file(f))
-            res = self.model.load_state_dict(sd, strict=False)
-            if res.unexpected_keys: raise ConfigError(f"checkpoint {str(d)!r} does not fit this model: unexpected {res.unexpected_keys[:5]}.")
-        self.value_head.load_state_dict(torch.load(d/"value_head.pt", map_location=self.device))
-        self.optimizer.load_state_dict(torch.load(d/"optimizer.pt", map_location=self.device))
-        self.lr_scheduler.load_state_dict(torch.load(d/"scheduler.pt"))
-        st = TrainerState.load_from_json(d/"trainer_state.json")
-        self.state.global_step, self.state.epoch, self.state.log_history = st.global_step, st.epoch, st.log_history
-        rng = torch.load(d/"rng_state.pth", weights_only=False)          # our own file, written by _save_checkpoint
-        random.setstate(rng["python"]); np.random.set_state(rng["numpy"]); torch.set_rng_state(rng["cpu"])
-        if rng.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng["cuda"])
+# %% ../nbs/33_ppo.ipynb #a7ea0edf
+@patch_to(PPOTrainer)
+def train(self, resume_from_checkpoint=None):
+    "Train to `max_steps`, calling the callbacks as `transformers.Trainer` does; resume from a `checkpoint-N` folder if given."
+    from transformers import set_seed
+    a, cb = self.args, self.callback_handler
+    if resume_from_checkpoint: self._load_checkpoint(Path(resume_from_checkpoint))
+    else: set_seed(a.seed)
+    self.model.train()
+    self.control = cb.on_train_begin(a, self.state, self.control)
+    n = len(self.train_dataset)
+    with _no_dropout(self.model, self.ref_model):
+        while self.state.global_step < self.max_steps and not self.control.should_training_stop:
+            self.control = cb.on_step_begin(a, self.state, self.control)
+            logs, b = self.step()
+            self.state.global_step += 1
+            self.state.epoch = self.state.global_step * a.per_device_train_batch_size / n
+            self.control = cb.on_step_end(a, self.state, self.control)
+            if self.control.should_log: self._log(logs, b)
+            if self.control.should_evaluate and self.eval_dataset is not None: self._log(self.evaluate(), None)
+            nan = not math.isfinite(logs["loss"])
+            if self.control.should_save and not nan:
+                self._save_checkpoint()
+                self.control = cb.on_save(a, self.state, self.control)
+            if nan: self.control.should_training_stop = True
+    self.control = cb.on_train_end(a, self.state, self.control)
+    return self.state
+
+@patch_to(PPOTrainer)
+def _log(self, logs:dict, b:dict|None):
+    logs = {**logs, "epoch": round(self.state.epoch, 4)}
+    self.state.log_history.append({**logs, "step": self.state.global_step})
+    self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs=logs)
+    log = self._runlog() if self.state.is_world_process_zero and b is not None and self.args.log_completions else None
+    if log is not None:
+        for i in range(min(self.args.num_completions_to_print, len(b["prompts"]))):
+            log.log_sample(self.state.global_step, completion_text(b["prompts"][i]), completion_text(b["completions"][i]),
+                           {**{k: v[i] for k, v in b["per_reward"].items() if not math.isnan(v[i])}, "score": float(b["scores"][i])})
+
+# %% ../nbs/33_ppo.ipynb #21d2ceac
+@patch_to(PPOTrainer)
+@torch.no_grad()
+def evaluate(self, eval_dataset=None) -> dict:
+    "Mean score and completion length of one sampled completion per prompt of `eval_dataset` (default: the run's eval data)."
+    ds = eval_dataset if eval_dataset is not None else self.eval_dataset
+    rows = [ds[i] for i in range(len(ds))]
+    scores, lengths = [], []
+    for c in self._chunks(len(rows)):
+        part = rows[c]
+        q_ids, q_mask = self._encode_prompts([r["prompt"] for r in part])
+        resp, mask, _ = self._generate(q_ids, q_mask)
+        s, _ = self._score(part, self._completions([r["prompt"] for r in part], resp, mask))
+        scores += s; lengths += mask.sum(1).tolist()
+    out = {"eval_objective/scores": sum(scores) / len(scores), "eval_completions/mean_length": sum(lengths) / len(lengths)}
+    self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=out)
+    return out
+
+# %% ../nbs/33_ppo.ipynb #f07823e0
+@patch_to(PPOTrainer)
+def _save_checkpoint(self):
+    d = Path(self.args.output_dir)/f"checkpoint-{self.state.global_step}"
+    d.mkdir(parents=True, exist_ok=True)
+    self.model.save_pretrained(d)
+    torch.save(self.value_head.state_dict(), d/"value_head.pt")
+    torch.save(self.optimizer.state_dict(), d/"optimizer.pt")
+    torch.save(self.lr_scheduler.state_dict(), d/"scheduler.pt")
+    rng = dict(python=random.getstate(), numpy=np.random.get_state(), cpu=torch.get_rng_state(),
+               cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    torch.save(rng, d/"rng_state.pth")
+    self.state.save_to_json(d/"trainer_state.json")      # last: a folder with trainer_state.json is complete
+    self._rotate()
+
+
+@patch_to(PPOTrainer)
+def _rotate(self):
+    limit = self.args.save_total_limit
+    if not limit or limit < 1: return
+    done = sorted((p for p in Path(self.args.output_dir).glob("checkpoint-*") if (p/"trainer_state.json").exists()),
+                  key=lambda p: int(p.name.split("-")[-1]))
+    for p in done[:-limit]: shutil.rmtree(p, ignore_errors=True)
+
+
+@patch_to(PPOTrainer)
+def _load_checkpoint(self, d:Path):
+    from safetensors.torch import load_file
+    from transformers.trainer_callback import TrainerState
+    missing = [f for f in _CHECKPOINT_FILES if not (d/f).exists()]
+    if missing: raise ConfigError(f"{str(d)!r} is not a complete PPO checkpoint: it lacks {', '.join(missing)}.")
+    if self.is_peft:
+        from peft import set_peft_model_state_dict
+        set_peft_model_state_dict(self.model, load_file(d/"adapter_model.safetensors"))
+    else:
+        sd = {}
+        for f in sorted(d.glob("model*.safetensors")): sd.update(load_file(f))
+        res = self.model.load_state_dict(sd, strict=False)
+        if res.unexpected_keys: raise ConfigError(f"checkpoint {str(d)!r} does not fit this model: unexpected {res.unexpected_keys[:5]}.")
+    self.value_head.load_state_dict(torch.load(d/"value_head.pt", map_location=self.device))
+    self.optimizer.load_state_dict(torch.load(d/"optimizer.pt", map_location=self.device))
+    self.lr_scheduler.load_state_dict(torch.load(d/"scheduler.pt"))
+    st = TrainerState.load_from_json(d/"trainer_state.json")
+    self.state.global_step, self.state.epoch, self.state.log_history = st.global_step, st.epoch, st.log_history
+    rng = torch.load(d/"rng_state.pth", weights_only=False)          # our own file, written by _save_checkpoint
+    random.setstate(rng["python"]); np.random.set_state(rng["numpy"]); torch.set_rng_state(rng["cpu"])
+    if rng.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng["cuda"])
 
 def _frozen_copy(model):
     import copy

@@ -96,31 +96,30 @@ for _name, _data, _task in (("sft", "sft", "causal-lm"), ("reward", "preference"
                            compat=("lm_head", "attention", "dpo") if _name == "dpo" else ("lm_head", "attention")))
 
 # %% ../nbs/31_preference.ipynb #b655491d
+def _run_args(args:dict) -> dict:
+    "A runner function's keyword arguments, as `start_run` takes them."
+    return {**{k: args[k] for k in ("tokenizer", "output_dir", "eval_data", "background", "lora", "quant")}, **args["trl_args"]}
+
 def sft(model, data, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Supervised fine-tuning (TRL's `SFTTrainer`) on text, prompt–completion or messages data."
-    return start_run("sft", model, data, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
-                     lora=lora, quant=quant, **trl_args)
+    return start_run("sft", model, data, **_run_args(locals()))
 
 def reward_model(model, pairs, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Train a Bradley–Terry reward model on preference pairs (TRL's `RewardTrainer`); `run.scorer()` is then a reward function."
-    return start_run("reward", model, pairs, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
-                     lora=lora, quant=quant, **trl_args)
+    return start_run("reward", model, pairs, **_run_args(locals()))
 
 def dpo(model, pairs, *, loss=None, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Direct preference optimisation (TRL's `DPOTrainer`); `loss` is TRL's `loss_type`: 'sigmoid' (DPO), 'ipo', 'hinge', 'robust', 'sigmoid_norm' (length-normalised), …"
     if loss is not None: trl_args["loss_type"] = [loss] if isinstance(loss, str) else list(loss)
-    return start_run("dpo", model, pairs, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
-                     lora=lora, quant=quant, **trl_args)
+    return start_run("dpo", model, pairs, **_run_args(locals()))
 
 def kto(model, unpaired, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Kahneman–Tversky optimisation on unpaired feedback (prompt, completion, label) — TRL's `KTOTrainer`."
-    return start_run("kto", model, unpaired, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
-                     lora=lora, quant=quant, **trl_args)
+    return start_run("kto", model, unpaired, **_run_args(locals()))
 
 def orpo(model, pairs, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Odds-ratio preference optimisation, SFT and preference in one loss, no reference model (TRL's experimental `ORPOTrainer`)."
-    return start_run("orpo", model, pairs, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
-                     lora=lora, quant=quant, **trl_args)
+    return start_run("orpo", model, pairs, **_run_args(locals()))
 
 # %% ../nbs/31_preference.ipynb #3aafc61a
 def _texts(tok, row, keys):

@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/moe_report.html.md"""
 
 # %% ../../nbs/43_moe_report.ipynb #20e12079
 from __future__ import annotations
-import html, json, math
+import contextlib, html, json, math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from fastcore.basics import patch
@@ -181,10 +181,14 @@ _PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#
 
 def _dtick(n): return 1 if n <= 32 else None      # integer ticks for layers / experts, unless there are many
 
-def _fig(fig):
-    "`fig` to redraw into, or a new plotly Figure."
+@contextlib.contextmanager
+def _redraw(fig):
+    "`fig` (or a new plotly Figure) with its traces cleared, inside one batch update: what a `.figure(fig)` draws into."
     import plotly.graph_objects as go
-    return fig if fig is not None else go.Figure()
+    fig = fig if fig is not None else go.Figure()
+    with fig.batch_update():
+        fig.data = []
+        yield fig
 
 def _layout(fig, title, **kw):
     fig.update_layout(title=title, height=kw.pop("height", 320), width=kw.pop("width", 560), margin=dict(l=60, r=10, t=40, b=40), **kw)
@@ -195,9 +199,7 @@ def _layout(fig, title, **kw):
 def figure(self:RoutingReport, fig=None, what:str="share"):
     "Heatmap of the 'share' (fraction of tokens), 'load' or 'mean_prob' per layer × expert; redraws `fig` in place when given."
     if what not in ("share", "load", "mean_prob"): raise ConfigError(f"what must be 'share', 'load' or 'mean_prob'; got {what!r}.")
-    fig = _fig(fig)
-    with fig.batch_update():
-        fig.data = []
+    with _redraw(fig) as fig:
         fig.add_heatmap(z=getattr(self, what).round(4).tolist(), x=list(range(self.num_experts)), y=list(range(len(self.layers))),
                         colorscale="Viridis", zmin=0, colorbar=dict(title=what))
         _layout(fig, f"Expert {what} per layer", xaxis_title="expert", yaxis_title="MoE layer", yaxis_autorange="reversed",
@@ -209,9 +211,7 @@ def figure(self:RoutingReport, fig=None, what:str="share"):
 def entropy_figure(self:RoutingReport, fig=None):
     "Mean router entropy per layer, with its maximum log(num_experts) (uniform routing); redraws `fig` in place when given."
     x = list(range(len(self.layers)))
-    fig = _fig(fig)
-    with fig.batch_update():
-        fig.data = []
+    with _redraw(fig) as fig:
         fig.add_bar(x=x, y=self.entropy.round(4).tolist(), name="entropy")
         fig.add_scatter(x=x, y=[self.max_entropy] * len(x), mode="lines", name="log E (uniform)", line=dict(dash="dash"))
         _layout(fig, "Router entropy per layer", xaxis_title="MoE layer", yaxis_title="nats", xaxis_dtick=_dtick(len(x)))
@@ -229,9 +229,7 @@ def coactivation(self:RoutingReport, a:int, b:int) -> np.ndarray:
 @patch
 def coactivation_figure(self:RoutingReport, a:int, b:int, fig=None):
     "Heatmap of `coactivation(a, b)`; redraws `fig` in place when given."
-    fig = _fig(fig)
-    with fig.batch_update():
-        fig.data = []
+    with _redraw(fig) as fig:
         fig.add_heatmap(z=self.coactivation(a, b).round(3).tolist(), colorscale="Blues", zmin=0, zmax=1)
         _layout(fig, f"Co-activation: layer {a} → layer {b}", xaxis_title=f"expert at layer {b}", yaxis_title=f"expert at layer {a}",
                 yaxis_autorange="reversed", width=420, xaxis_dtick=_dtick(self.num_experts), yaxis_dtick=_dtick(self.num_experts))
@@ -242,9 +240,7 @@ def coactivation_figure(self:RoutingReport, a:int, b:int, fig=None):
 def expert_figure(self:RoutingReport, layer:int=0, fig=None):
     "Bars per expert at MoE layer `layer`: its share of the tokens and its mean gate probability; redraws `fig` in place when given."
     x = list(range(self.num_experts))
-    fig = _fig(fig)
-    with fig.batch_update():
-        fig.data = []
+    with _redraw(fig) as fig:
         fig.add_bar(x=x, y=self.share[layer].round(4).tolist(), name="token share")
         fig.add_bar(x=x, y=self.mean_prob[layer].round(4).tolist(), name="mean gate prob")
         _layout(fig, f"{self.layers[layer]}{' (collapsed)' if self.collapsed[layer] else ''}", xaxis_title="expert",
@@ -350,9 +346,7 @@ def table(self:RoutingDrift):
 def figure(self:RoutingDrift, fig=None):
     "Bars of the KL per layer, a line of the marginal KL; redraws `fig` in place when given."
     x = list(range(len(self.layers)))
-    fig = _fig(fig)
-    with fig.batch_update():
-        fig.data = []
+    with _redraw(fig) as fig:
         fig.add_bar(x=x, y=self.kl.round(5).tolist(), name="token KL" if self.token_level else "KL")
         fig.add_scatter(x=x, y=self.marginal_kl.round(5).tolist(), mode="lines+markers", name="KL of mean routing")
         _layout(fig, "Routing drift per layer", xaxis_title="MoE layer", yaxis_title="KL (nats)", xaxis_dtick=_dtick(len(x)))
@@ -362,9 +356,7 @@ def figure(self:RoutingDrift, fig=None):
 def layer_figure(self:RoutingDrift, layer:int=0, fig=None):
     "Bars per expert at MoE layer `layer`: mean gate probability in report a and in report b; redraws `fig` in place when given."
     x = list(range(self.mean_prob_a.shape[1]))
-    fig = _fig(fig)
-    with fig.batch_update():
-        fig.data = []
+    with _redraw(fig) as fig:
         fig.add_bar(x=x, y=self.mean_prob_a[layer].round(4).tolist(), name="a")
         fig.add_bar(x=x, y=self.mean_prob_b[layer].round(4).tolist(), name="b")
         _layout(fig, f"{self.layers[layer]}: KL {self.kl[layer]:.3g}", xaxis_title="expert", yaxis_title="mean gate prob",
