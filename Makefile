@@ -73,3 +73,4 @@ lab: setup
 
 clean-nbs: setup
 	$(BIN)/nbdev-clean
+	$(BIN)/python tools/clean_outputs.py

@@ -12,8 +12,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['FLAT', 'NAMESPACES', 'AlignkitError', 'ConfigError', 'UnknownNameError', 'UnsupportedPrecisionError', 'TrainingError',
            'PrecisionWarning', 'close_matches', 'completion_text', 'cache_dir', 'in_notebook', 'in_colab',
-           'enable_widgets', 'progress', 'release_openmp_pool', 'register_job', 'active_jobs', 'stop_all_jobs',
-           'wait_or_stop', 'Status', 'Job', 'module_exports', 'public_api']
+           'enable_widgets', 'progress', 'redraw', 'release_openmp_pool', 'register_job', 'active_jobs',
+           'stop_all_jobs', 'wait_or_stop', 'Status', 'Job', 'module_exports', 'public_api']
 
 # %% ../nbs/00_core.ipynb #70d491c9
 class AlignkitError(Exception):
@@ -87,6 +87,18 @@ def progress(iterable=None, **kwargs):
     from tqdm.auto import tqdm
     kwargs.setdefault("disable", bool(os.environ.get("ALIGNKIT_QUIET")))
     return tqdm(iterable, **kwargs)
+
+# %% ../nbs/00_core.ipynb #9c6e9462
+from contextlib import contextmanager
+
+@contextmanager
+def redraw(fig=None):
+    "A plotly figure to draw into: `fig` with its traces cleared, inside one batch update (a FigureWidget redraws in place), else a new Figure."
+    import plotly.graph_objects as go
+    fig = go.Figure() if fig is None else fig
+    with fig.batch_update():
+        fig.data = []
+        yield fig
 
 # %% ../nbs/00_core.ipynb #149dcb39
 _PAUSE = None

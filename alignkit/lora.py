@@ -230,8 +230,9 @@ class LoraBudget:
     def summary(self) -> str:
         return (f"{self.label}: LoRA r={self.r} on {self.targets!r} trains {self.trainable_params:,} of {self.total_params:,} "
                 f"parameters ({self.percent:.3f} %); adapter file {self.adapter_bytes/2**20:.2f} MiB")
-    def figure(self, checkpointed:bool=True):
-        return memory_figure(self.memory, checkpointed, title=f"{self.label}: training memory, r={self.r}, {self.batch_size}×{self.seq_len} tokens")
+    def figure(self, fig=None, checkpointed:bool=True):
+        "Stacked bars of the memory estimate; redraws `fig` (e.g. a FigureWidget) in place when given."
+        return memory_figure(self.memory, checkpointed, title=f"{self.label}: training memory, r={self.r}, {self.batch_size}×{self.seq_len} tokens", fig=fig)
     def _repr_html_(self):
         return f"<b>{html.escape(self.summary())}</b><br>Estimated training memory (GiB):" + self.table.to_html()
     def __repr__(self): return self.summary() + "\n" + self.table.to_string()
@@ -241,9 +242,7 @@ def memory_figure(memory, checkpointed=True, title="training memory", fig=None):
     import plotly.graph_objects as go
     act = "activations (checkpointed)" if checkpointed else "activations"
     comps = [c for c in COMPONENTS[:4]] + [act]
-    fig = fig if fig is not None else go.Figure()
-    with fig.batch_update():
-        fig.data = []
+    with redraw(fig) as fig:
         for c in comps: fig.add_bar(name=c, x=list(memory.index), y=(memory[c]/2**30).round(4).tolist())
         fig.update_layout(barmode="stack", yaxis_title="GiB", title=title, height=380, width=640, margin=dict(l=50, r=10, t=40, b=30))
     return fig
@@ -458,10 +457,11 @@ class RankSweep:
         import pandas as pd
         return pd.DataFrame(dict(rank=self.ranks, eval_loss=self.eval_loss, train_loss=self.train_loss,
                                  trainable_params=self.trainable_params, seconds=[round(s, 1) for s in self.seconds])).set_index("rank")
-    def figure(self):
-        "Held-out loss and trainable parameters against rank (log₂ axis)."
+    def figure(self, fig=None):
+        "Held-out loss and trainable parameters against rank (log₂ axis); redraws `fig` (a figure this drew, e.g. as a FigureWidget) in place."
         from plotly.subplots import make_subplots
-        fig = make_subplots(rows=1, cols=2, subplot_titles=("held-out loss", "trainable parameters"))
+        if fig is None: fig = make_subplots(rows=1, cols=2, subplot_titles=("held-out loss", "trainable parameters"))
+        else: fig.data = []
         fig.add_scatter(x=self.ranks, y=self.eval_loss, mode="lines+markers", name="eval loss", row=1, col=1)
         fig.add_scatter(x=self.ranks, y=self.train_loss, mode="lines+markers", name="train loss (last step)", line_dash="dot", row=1, col=1)
         fig.add_scatter(x=self.ranks, y=self.trainable_params, mode="lines+markers", name="trainable params", row=1, col=2)
@@ -527,7 +527,7 @@ class LoraExplorer:
                          w.HBox([self.mem_fig, self.params_fig])])
         self.tabs = w.Tab([budget, w.VBox([self.spec_text, w.HBox([self.spec_heat, self.spec_energy])])])
         self.tabs.set_title(0, "budget"); self.tabs.set_title(1, "spectrum")
-        self.widget = self.tabs
+        self.box = self.tabs
         self.update()
         if delta is not None: self.show_spectrum(delta)
 
@@ -586,9 +586,12 @@ class LoraExplorer:
         delta.heatmap(fig=self.spec_heat); delta.energy_figure(fig=self.spec_energy)
         return self
 
+    def widget(self):
+        "The ipywidgets box this panel is (what the notebook displays)."
+        return self.box
     def _ipython_display_(self):
         from IPython.display import display
-        display(self.widget)
+        display(self.box)
 
 def lora_explorer(model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str|None=None, seq_len:int=2048,
                   batch_size:int=1, delta:DeltaSpectrum|None=None) -> LoraExplorer:

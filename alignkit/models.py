@@ -439,11 +439,13 @@ class Footprint:
         rows = [dict(component=c, MB=round(self.bytes[c]/2**20, 2), params=self.params[c]) for c in _COMPONENTS if self.bytes[c] or self.params[c]]
         rows.append(dict(component="total", MB=round(self.total_bytes/2**20, 2), params=self.total_params))
         return pd.DataFrame(rows).set_index("component")
-    def figure(self):
-        import plotly.graph_objects as go
-        fig = go.Figure([go.Bar(name=c, x=[self.label], y=[self.bytes[c]/2**20]) for c in _COMPONENTS if self.bytes[c]])
-        fig.update_layout(barmode="stack", yaxis_title="MB", title=f"Memory footprint: {self.label}", height=360, width=520,
-                          margin=dict(l=50, r=10, t=40, b=30))
+    def figure(self, fig=None):
+        "Stacked bars of the bytes by component; redraws `fig` (e.g. a FigureWidget) in place when given."
+        with redraw(fig) as fig:
+            for c in _COMPONENTS:
+                if self.bytes[c]: fig.add_bar(name=c, x=[self.label], y=[self.bytes[c]/2**20])
+            fig.update_layout(barmode="stack", yaxis_title="MB", title=f"Memory footprint: {self.label}", height=360, width=520,
+                              margin=dict(l=50, r=10, t=40, b=30))
         return fig
     def summary(self) -> str:
         pct = 100 * self.trainable_params / max(self.total_params, 1)
@@ -498,13 +500,14 @@ class QuantComparison:
         "Total bytes of precision `a` ÷ those of `b` (labels as in the table, e.g. 'nf4+dq', 'bf16')."
         t = self.table["total_MB"]
         return float(t[a] / t[b])
-    def figure(self):
-        import plotly.graph_objects as go
+    def figure(self, fig=None):
+        "Stacked bars of each precision's bytes by component; redraws `fig` (e.g. a FigureWidget) in place when given."
         xs = [f.label.split(" · ")[-1] for f in self.footprints]
-        fig = go.Figure([go.Bar(name=c, x=xs, y=[f.bytes[c]/2**20 for f in self.footprints]) for c in _COMPONENTS
-                         if any(f.bytes[c] for f in self.footprints)])
-        fig.update_layout(barmode="stack", yaxis_title="MB", title=f"{self.name}: memory by precision", height=380, width=640,
-                          margin=dict(l=50, r=10, t=40, b=30))
+        with redraw(fig) as fig:
+            for c in _COMPONENTS:
+                if any(f.bytes[c] for f in self.footprints): fig.add_bar(name=c, x=xs, y=[f.bytes[c]/2**20 for f in self.footprints])
+            fig.update_layout(barmode="stack", yaxis_title="MB", title=f"{self.name}: memory by precision", height=380, width=640,
+                              margin=dict(l=50, r=10, t=40, b=30))
         return fig
     def _repr_html_(self):
         import html
@@ -541,7 +544,7 @@ class LoaderPanel:
                                                margin=dict(l=50, r=10, t=30, b=30), title="footprint"))
         self.table = w.HTML()
         self.button.on_click(lambda _: self.load())
-        self.widget = w.VBox([w.HBox([self.name, self.rank]), self.quant, w.HBox([self.button, self.status]),
+        self.box = w.VBox([w.HBox([self.name, self.rank]), self.quant, w.HBox([self.button, self.status]),
                               w.HBox([self.fig, self.table])])
 
     def load(self):
@@ -564,9 +567,12 @@ class LoaderPanel:
         self.table.value = fp.table.to_html()
         return self
 
+    def widget(self):
+        "The ipywidgets box this panel is (what the notebook displays)."
+        return self.box
     def _ipython_display_(self):
         from IPython.display import display
-        display(self.widget)
+        display(self.box)
 
 def loader_panel(name:str="smollm2", quant:str="auto", lora:int=16) -> LoaderPanel:
     "The loader as a widget: choose model, precision and LoRA rank, load, see the footprint."

@@ -12,6 +12,7 @@ from .core import *
 from .runners import Run, Runner, register_runner, start_run, trainer_args, quiet
 from .rewards import (exact_match, reward_name, guarded, call_reward, reward_spec, resolve_rewards, check_columns,
                               run_rewards)
+from .dashboard.state import PanelSpec, REWARD_PANEL, KL_PANEL, ENTROPY_PANEL, LENGTH_PANEL
 
 # %% auto #0
 __all__ = ['VARIANTS', 'start_rl', 'grpo', 'rloo', 'evaluate_rewards', 'compare_runs']
@@ -74,9 +75,15 @@ def _check(cfg, data, tok, options, rewards):
         raise ConfigError(f"reward_weights has {len(w)} weights for {len(rewards)} reward functions; give one weight per reward.")
     check_columns(rewards, data)
 
+_PANELS = (REWARD_PANEL, KL_PANEL, ENTROPY_PANEL,                 # the dashboard panels of what GRPO and RLOO log
+           PanelSpec("clip", "Clip ratios", (r"clip_ratio/.+", r"cispo_clip_ratio"), y_title="fraction"), LENGTH_PANEL,
+           PanelSpec("importance", "Importance ratios (off-policy)", (r"importance_ratio/.+_std",), (r"importance_ratio/token_(min|max)",),
+                     "std", "min / max"))
+
 for _kind, _lr in _LEARNING_RATES.items():
     register_runner(Runner(_kind, "prompt", functools.partial(_trainer_classes, _kind), _build, _lr, defaults=_defaults(_kind),
-                           check=_check, options=("variant",) if _kind == "grpo" else (), compat=("lm_head", "attention", "grpo")))
+                           check=_check, options=("variant",) if _kind == "grpo" else (), compat=("lm_head", "attention", "grpo"),
+                           panels=_PANELS))
 
 # %% ../nbs/32_online.ipynb #5c521743
 def start_rl(kind, model, prompts, rewards, *, options=None, **kw) -> Run:

@@ -13,6 +13,7 @@ from pathlib import Path
 from .core import *
 from .runners import Run, Runner, register_runner, start_run, longest_prompt
 from .rewards import RewardError, score_completions, resolve_rewards, reward_spec, run_rewards
+from .dashboard.state import PanelSpec, REWARD_PANEL, KL_PANEL, ENTROPY_PANEL, LENGTH_PANEL, RL_LOSS_PANEL, APPROX_KL_PANEL
 from fastcore.basics import patch_to
 import numpy as np
 import torch
@@ -333,7 +334,7 @@ def step(self) -> tuple[dict, dict]:
     lengths = b["mask"].sum(1)
     logs = {"loss": u["loss"], "objective/kl": float(kl_sum.mean()), "objective/scores": float(b["scores"].mean()),
             "objective/non_score_reward": float(ns.mean()), "objective/rlhf_reward": float((b["scores"] + ns).mean()),
-            "policy/approxkl": u["approxkl"], "policy/clipfrac": u["clip"], "policy/entropy": u["entropy"], "entropy": u["entropy"],
+            "policy/approxkl": u["approxkl"], "policy/clipfrac": u["clip"], "policy/entropy": u["entropy"],
             "loss/policy": u["pg"], "loss/value": u["vf"], "val/clipfrac": u["vclip"], "val/ratio": u["ratio"],
             "completions/mean_length": float(lengths.mean()), "completions/clipped_ratio": float((~b["has_eos"]).float().mean()),
             "learning_rate": lr}
@@ -477,7 +478,10 @@ def _check(cfg, data, tok, options, rewards):
     if n > cfg.max_prompt_length:       # the prompt alone is limited here (TRL's PPO had a separate completion length)
         raise ConfigError(f"row {i}'s prompt is {n} tokens, above max_prompt_length={cfg.max_prompt_length}. Raise max_prompt_length or shorten the prompt.")
 
-register_runner(Runner("ppo", "prompt", lambda: (PPOConfig, PPOTrainer), _build, 1e-4, defaults=_defaults, check=_check))
+_PANELS = (REWARD_PANEL, PanelSpec("ppo_objective", "PPO objective", (r"objective/(scores|rlhf_reward)",), (r"objective/non_score_reward",),
+                                   "score", "KL penalty"),
+           KL_PANEL, ENTROPY_PANEL, LENGTH_PANEL, RL_LOSS_PANEL, APPROX_KL_PANEL)      # the dashboard panels of what `step` logs
+register_runner(Runner("ppo", "prompt", lambda: (PPOConfig, PPOTrainer), _build, 1e-4, defaults=_defaults, check=_check, panels=_PANELS))
 
 def ppo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16,
         quant:str="auto", reward=None, **trl_args) -> Run:

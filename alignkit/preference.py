@@ -11,6 +11,7 @@ from pathlib import Path
 from .core import *
 from .runners import Run, Runner, register_runner, start_run, model_spec, rebuild_model, longest_prompt, trainer_args, quiet
 from .rewards import RewardScorer, score_texts
+from .dashboard.state import PanelSpec, KL_PANEL, ENTROPY_PANEL
 
 # %% auto #0
 __all__ = ['sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation', 'evaluate', 'before_after', 'scorer']
@@ -88,12 +89,21 @@ def _build(run):
     with dpo_reference(_reference(run)):
         return quiet(run.runner.classes()[1](**kw, ref_model=run.ref_model))
 
+# The dashboard panels of what TRL's trainers log (the KL and entropy panels are shared with the online runners and PPO).
+_PREFERENCE = PanelSpec("preference", "Preference rewards (DPO / KTO)", (r"rewards/(chosen|rejected|margins)",), (r"rewards/accuracies",),
+                        "implicit reward", "accuracy")
+_LOGPS = PanelSpec("logps", "Log-probs", (r"logps/(chosen|rejected)",), (r"logits/(chosen|rejected)",), "log-prob", "mean logit")
+_TOKEN_ACCURACY = PanelSpec("token_accuracy", "Token accuracy", (r"mean_token_accuracy",), y_title="accuracy")
+_PANELS = dict(sft=(ENTROPY_PANEL, _TOKEN_ACCURACY), dpo=(_PREFERENCE, _LOGPS, ENTROPY_PANEL, _TOKEN_ACCURACY),
+               reward=(PanelSpec("reward_model", "Reward model", (r"accuracy",), (r"margin", r"(mean|min|max)_reward"), "accuracy", "reward"),),
+               kto=(_PREFERENCE, _LOGPS, KL_PANEL, ENTROPY_PANEL), orpo=(_PREFERENCE, _LOGPS))
+
 for _name, _data, _task in (("sft", "sft", "causal-lm"), ("reward", "preference", "reward"), ("dpo", "preference", "causal-lm"),
                             ("kto", "unpaired", "causal-lm"), ("orpo", "preference", "causal-lm")):
     register_runner(Runner(_name, _data, functools.partial(_trainer_classes, _name), _build, _LEARNING_RATES[_name],
                            defaults=_defaults(_name), check=_check(_name), task=_task, options=("reference",) if _name == "dpo" else (),
                            prepare=_dpo_prepare if _name == "dpo" else None,
-                           compat=("lm_head", "attention", "dpo") if _name == "dpo" else ("lm_head", "attention")))
+                           compat=("lm_head", "attention", "dpo") if _name == "dpo" else ("lm_head", "attention"), panels=_PANELS[_name]))
 
 # %% ../nbs/31_preference.ipynb #b655491d
 def _run_args(args:dict) -> dict:

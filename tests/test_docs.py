@@ -136,3 +136,16 @@ def test_site_figure_draws_offline_in_chromium(site):
                           "--disable-component-update", "--no-first-run", "--virtual-time-budget=5000", "--dump-dom",
                           (out / "docsprobe.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert 'id="docsprobe-fig-1"' in dom and 'class="main-svg"' in dom, "plotly did not draw the figure"
+
+
+def test_stored_outputs_hold_no_machine_paths():
+    "The committed notebooks' outputs name no temporary folder, home or checkout path of the machine that ran them (make clean-nbs)."
+    import re
+    bad = re.compile(r"/tmp/tmp\w|/tmp/pytest-of|/home/\w|/root/|/work/\w|" + re.escape(str(ROOT)))
+    found = []
+    for p in sorted((ROOT/"nbs").glob("*.ipynb")):
+        for c in json.loads(p.read_text())["cells"]:
+            for o in c.get("outputs", []):
+                m = bad.search(json.dumps(o))
+                if m: found.append(f"{p.name} cell {c.get('id')}: {m.group(0)}")
+    assert not found, found

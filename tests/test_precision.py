@@ -76,7 +76,7 @@ def _one_step(runner, tmp_path):
     if runner == "grpo":
         return ak.grpo("tiny-llama", PROMPTS, rewards=[ak.length_penalty(8)], per_device_train_batch_size=4, num_generations=4,
                        max_completion_length=8, **common)
-    return ak.ppo("tiny-llama", PROMPTS, reward=ak.length_penalty(8), per_device_train_batch_size=4, num_mini_batches=1,
+    return ak.ppo("tiny-llama", PROMPTS, rewards=ak.length_penalty(8), per_device_train_batch_size=4, num_mini_batches=1,
                   max_completion_length=8, **common)
 
 

@@ -181,14 +181,7 @@ _PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#
 
 def _dtick(n): return 1 if n <= 32 else None      # integer ticks for layers / experts, unless there are many
 
-@contextlib.contextmanager
-def _redraw(fig):
-    "`fig` (or a new plotly Figure) with its traces cleared, inside one batch update: what a `.figure(fig)` draws into."
-    import plotly.graph_objects as go
-    fig = fig if fig is not None else go.Figure()
-    with fig.batch_update():
-        fig.data = []
-        yield fig
+_redraw = redraw          # alignkit.core's: `fig` cleared for a redraw in place, or a new Figure
 
 def _layout(fig, title, **kw):
     fig.update_layout(title=title, height=kw.pop("height", 320), width=kw.pop("width", 560), margin=dict(l=60, r=10, t=40, b=40), **kw)
