@@ -12,7 +12,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['FLAT', 'NAMESPACES', 'AlignkitError', 'ConfigError', 'UnknownNameError', 'UnsupportedPrecisionError', 'TrainingError',
            'PrecisionWarning', 'close_matches', 'completion_text', 'cache_dir', 'in_notebook', 'in_colab',
-           'enable_widgets', 'progress', 'redraw', 'release_openmp_pool', 'register_job', 'active_jobs',
+           'enable_widgets', 'progress', 'redraw', 'WidgetBox', 'release_openmp_pool', 'register_job', 'active_jobs',
            'stop_all_jobs', 'wait_or_stop', 'Status', 'Job', 'module_exports', 'public_api']
 
 # %% ../nbs/00_core.ipynb #70d491c9
@@ -99,6 +99,16 @@ def redraw(fig=None):
     with fig.batch_update():
         fig.data = []
         yield fig
+
+class WidgetBox:
+    "A panel that is an ipywidgets box (`self.box`): `.widget()` returns it, and the notebook displays it."
+    box = None
+    def widget(self):
+        "The ipywidgets box this panel is (what the notebook displays)."
+        return self.box
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.box)
 
 # %% ../nbs/00_core.ipynb #149dcb39
 _PAUSE = None

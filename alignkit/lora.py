@@ -503,7 +503,7 @@ def rank_sweep(model="smollm2", data=None, ranks=(2, 8, 32), steps:int=15, eval_
 # %% ../nbs/20_lora.ipynb #e420e9e8
 GROUPS = ("attention", "mlp", "experts", "all-linear")
 
-class LoraExplorer:
+class LoraExplorer(WidgetBox):
     "The LoRA budget as a widget: rank slider, target checkboxes, precision dropdown → table and charts; a spectrum tab."
     def __init__(self, model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str|None=None,
                  seq_len:int=2048, batch_size:int=1, delta:DeltaSpectrum|None=None):
@@ -586,12 +586,6 @@ class LoraExplorer:
         delta.heatmap(fig=self.spec_heat); delta.energy_figure(fig=self.spec_energy)
         return self
 
-    def widget(self):
-        "The ipywidgets box this panel is (what the notebook displays)."
-        return self.box
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.box)
 
 def lora_explorer(model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str|None=None, seq_len:int=2048,
                   batch_size:int=1, delta:DeltaSpectrum|None=None) -> LoraExplorer:

@@ -529,7 +529,7 @@ def quant_compare(name:str="smollm2", quants=("fp32", "bf16", "int8", "nf4", "nf
     return QuantComparison(name, fps, secs)
 
 # %% ../nbs/01_models.ipynb #04fecf3a
-class LoaderPanel:
+class LoaderPanel(WidgetBox):
     "ipywidgets front for `load_model`: model, precision, LoRA rank → Load → footprint chart and table."
     def __init__(self, name:str="smollm2", quant:str="auto", lora:int=16):
         import ipywidgets as w, plotly.graph_objects as go
@@ -567,12 +567,6 @@ class LoaderPanel:
         self.table.value = fp.table.to_html()
         return self
 
-    def widget(self):
-        "The ipywidgets box this panel is (what the notebook displays)."
-        return self.box
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.box)
 
 def loader_panel(name:str="smollm2", quant:str="auto", lora:int=16) -> LoaderPanel:
     "The loader as a widget: choose model, precision and LoRA rank, load, see the footprint."

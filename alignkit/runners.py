@@ -106,6 +106,7 @@ class Runner:
     prepare: Callable|None = None    # (run) -> None: once, before the first training; may set run.config.options
     options: tuple = ()              # the runner options it keeps in run.json (RunConfig.options)
     compat: tuple = ()               # the groups of private TRL names it needs (alignkit._compat.PRIVATE_NAMES)
+    panels: tuple = ()               # the dashboard's PanelSpecs of the metrics it logs, in drawing order (alignkit.dashboard.state)
     task: str = "causal-lm"          # load_model's task when the model is given by name
     doc: str = ""
 
@@ -149,6 +150,9 @@ def runner_defaults(kind:str, model=None, options:dict|None=None, trl_args:dict|
              bf16=bf16_native(dev), use_cpu=dev == "cpu", ddp_find_unused_parameters=False)
     if r.defaults: d.update(r.defaults(model, options or {}, trl_args or {}))
     names = {f.name for f in dataclasses.fields(r.classes()[0])}
+    if "activation_checkpointing" in names:      # transformers >= 5.2x: `gradient_checkpointing` is its deprecated alias
+        d.pop("gradient_checkpointing", None)
+        if "gradient_checkpointing" not in (trl_args or {}): d.setdefault("activation_checkpointing", False)
     return {k: v for k, v in d.items() if k in names}
 
 def runner_config(kind:str, output_dir, model=None, **kwargs):

@@ -1,9 +1,10 @@
 """Dashboard behaviour a notebook cannot express: following a run that another process writes, and PNG export
-through a real headless Chromium (nbs/11_dashboard.ipynb holds the lessons on the state and the widgets)."""
+through a real headless Chromium (nbs/12_dashboard_state.ipynb and nbs/13_dashboard_views.ipynb hold the lessons on the
+state and the widgets)."""
 import shutil, struct, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
-from alignkit.dashboard import Dashboard, DashboardState, find_chromium, open_run
+from alignkit.dashboard import Dashboard, DashboardState, find_chromium, open_run, panel_specs
 from alignkit.core import AlignkitError
 from alignkit.tracking import RunLog
 
@@ -16,11 +17,12 @@ WRITER = textwrap.dedent("""
     for s in range(1, 41):
         log.log_metrics(s, {"loss": 3.0 / s, "kl": 0.01 * s})
         if s == 30: log.log_metrics(s, {"kl": 9.0})
-        time.sleep(0.1)
+        time.sleep(0.25)            # 10 s in all: time for the reader to start under load
     log.log_event("stop", step=40, message="finished", reason="finished")
 """)
 
 def test_open_run_follows_another_process(tmp_path):
+    panel_specs()     # the first dashboard of a process imports the modules that declare panels (PPO's imports torch): not while the writer runs
     run = tmp_path / "live"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(run)])
     try:
@@ -43,6 +45,14 @@ def test_open_run_follows_another_process(tmp_path):
     assert not [r for r in RunLog.read(run) if r.get("event") == "alarm"]   # ... never written into someone else's log
     assert d.figures["loss"].data[0].y[-1] == pytest.approx(3.0 / 40)
     assert 'data-step="40"' in d.header.value and "finished" in d.header.value
+
+def test_a_log_opened_alone_groups_its_panels_as_its_run_did(tmp_path):
+    "A fresh process that imported no runner, SB3 or MoE module still finds the panels they declare for their metrics."
+    log = RunLog(tmp_path / "run")
+    log.log_metrics(1, {"loss": 1.0, "objective/scores": 0.5, "policy/entropy": 2.0, "rollout/ep_rew_mean": 10.0, "moe/layer0/entropy": 1.2})
+    code = "import sys; from alignkit.dashboard import DashboardState as S; s = S(sys.argv[1]); s.update(); print(*[p.key for p in s.panels])"
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True, check=True).stdout
+    assert set(out.split()) == {"loss", "ppo_objective", "entropy", "episode_reward", "moe"}, out
 
 def _png_size(path):
     head = Path(path).read_bytes()[:24]

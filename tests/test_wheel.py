@@ -36,6 +36,7 @@ def test_wheel_installs_and_runs(tmp_path):
         assert {"llama-3-8b", "mixtral-8x7b"} <= set(ak.model_configs())
         assert ak.lora_budget("llama-3-8b", r=8).total_params == 8_030_261_248   # a named config, built on the meta device
         from alignkit.moe import moe_callback_for, inspect          # the subpackage, by its old names
+        from alignkit.dashboard import Dashboard, DashboardState, open_run, find_chromium   # so is alignkit.dashboard
         assert not any(m in sys.modules for m in ("nbdev", "pytest", "hypothesis"))   # dev extras never needed
         print("ok", fp.total_bytes)
     """)
@@ -48,4 +49,6 @@ def test_wheel_installs_and_runs(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "alignkit/models.py" in names and not any(n.startswith(("nbs/", "tests/")) for n in names)
     assert {"alignkit/moe/__init__.py", "alignkit/moe/report.py", "alignkit/configs/llama-3-8b.json"} <= set(names)
-    assert "alignkit/moe.py" not in names
+    assert {"alignkit/dashboard/__init__.py", "alignkit/dashboard/state.py", "alignkit/dashboard/views.py",
+            "alignkit/dashboard/export.py"} <= set(names)
+    assert "alignkit/moe.py" not in names and "alignkit/dashboard.py" not in names

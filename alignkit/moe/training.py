@@ -13,6 +13,7 @@ from .detect import *
 from .stats import *
 from .report import RoutingReport
 from ..runners import trainer_callback
+from ..dashboard.state import PanelSpec, register_panels
 import numpy as np
 import torch
 from transformers import TrainerCallback
@@ -92,6 +93,9 @@ def moe_callback_for(model, log, every:int=10):
 def _router_stats_for_run(run):
     "A `RouterStatsCallback` for `run` when its model is an MoE model, logging every `logging_steps`; else None."
     return moe_callback_for(run.model, run.log, every=max(1, int(run.trainer.args.logging_steps)))
+
+# %% ../../nbs/44_moe_training.ipynb #aae00605
+register_panels(PanelSpec("moe", "Router (MoE)", (r"moe/.+",), y_title="value"))
 
 # %% ../../nbs/44_moe_training.ipynb #37793684
 def _kept(keep, blocks, top):

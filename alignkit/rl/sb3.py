@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from ..core import *
+from ..dashboard.state import PanelSpec, RL_LOSS_PANEL, APPROX_KL_PANEL, register_panels
 from .envs import EnvSource, resolve_env
 from .replay import Replay, _render_env, _write_video, play_episode
 
@@ -294,6 +295,12 @@ def _ipython_display_(self:Agent):
     from IPython.display import display, Markdown
     if self.log is None: display(Markdown(f"**{html.escape(repr(self))}**"))
     else: display(self.dashboard)
+
+# %% ../../nbs/53_rl_sb3.ipynb #22bdf73f
+register_panels(PanelSpec("episode_reward", "Episode reward", (r"rollout/ep_rew(_mean)?", r"eval/mean_reward"), y_title="return"),
+                PanelSpec("episode_length", "Episode length", (r"rollout/ep_len(_mean)?", r"eval/mean_ep_length"), y_title="steps"),
+                RL_LOSS_PANEL, PanelSpec("exploration", "Exploration rate", (r"rollout/exploration_rate",), y_title="epsilon"),
+                APPROX_KL_PANEL)
 
 # %% ../../nbs/53_rl_sb3.ipynb #55eeb4bb
 @patch
