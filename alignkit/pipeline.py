@@ -119,7 +119,7 @@ def _stage(pipe, name, start):
 def _run_pipeline(pipe, model, sft_data, pairs, prompts, rl, rewards, lora, quant, sft_args, reward_args, rl_args):
     from alignkit.preference import sft, reward_model
     from alignkit.online import grpo, rloo
-    from alignkit.ppo import ppo
+    from alignkit.ppo_trainer import ppo
     base = model if isinstance(model, (str, os.PathLike)) else (model_spec(model) or {}).get("name")
     kw = dict(background=True, lora=lora, quant=quant)
     s = _stage(pipe, "sft", lambda d: sft(model, sft_data, output_dir=d, **kw, **sft_args))
