@@ -411,8 +411,9 @@ def _save_checkpoint(self):
     torch.save(self.value_head.state_dict(), d/"value_head.pt")
     torch.save(self.optimizer.state_dict(), d/"optimizer.pt")
     torch.save(self.lr_scheduler.state_dict(), d/"scheduler.pt")
-    rng = dict(python=random.getstate(), numpy=np.random.get_state(), cpu=torch.get_rng_state(),
-               cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    name, keys, pos, gauss, cached = np.random.get_state()      # as tensors and plain numbers: loadable with weights_only=True
+    rng = dict(python=random.getstate(), numpy=[name, torch.from_numpy(keys.astype(np.int64)), pos, gauss, cached],
+               cpu=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
     torch.save(rng, d/"rng_state.pth")
     self.state.save_to_json(d/"trainer_state.json")      # last: a folder with trainer_state.json is complete
     self._rotate()
@@ -441,13 +442,13 @@ def _load_checkpoint(self, d:Path):
         for f in sorted(d.glob("model*.safetensors")): sd.update(load_file(f))
         res = self.model.load_state_dict(sd, strict=False)
         if res.unexpected_keys: raise ConfigError(f"checkpoint {str(d)!r} does not fit this model: unexpected {res.unexpected_keys[:5]}.")
-    self.value_head.load_state_dict(torch.load(d/"value_head.pt", map_location=self.device))
-    self.optimizer.load_state_dict(torch.load(d/"optimizer.pt", map_location=self.device))
-    self.lr_scheduler.load_state_dict(torch.load(d/"scheduler.pt"))
+    self.value_head.load_state_dict(torch.load(d/"value_head.pt", map_location=self.device, weights_only=True))
+    self.optimizer.load_state_dict(torch.load(d/"optimizer.pt", map_location=self.device, weights_only=True))
+    self.lr_scheduler.load_state_dict(torch.load(d/"scheduler.pt", weights_only=True))
     st = TrainerState.load_from_json(d/"trainer_state.json")
     self.state.global_step, self.state.epoch, self.state.log_history = st.global_step, st.epoch, st.log_history
-    rng = torch.load(d/"rng_state.pth", weights_only=False)          # our own file, written by _save_checkpoint
-    random.setstate(rng["python"]); np.random.set_state(rng["numpy"]); torch.set_rng_state(rng["cpu"])
+    rng = torch.load(d/"rng_state.pth", weights_only=True)          # tensors and numbers only: no pickle runs
+    random.setstate(rng["python"]); np.random.set_state((rng["numpy"][0], rng["numpy"][1].numpy().astype(np.uint32), *rng["numpy"][2:])); torch.set_rng_state(rng["cpu"])
     if rng.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng["cuda"])
 
 def _frozen_copy(model):
