@@ -11,9 +11,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['FLAT', 'NAMESPACES', 'AlignkitError', 'ConfigError', 'UnknownNameError', 'UnsupportedPrecisionError', 'TrainingError',
-           'PrecisionWarning', 'close_matches', 'completion_text', 'cache_dir', 'in_notebook', 'in_colab',
-           'enable_widgets', 'progress', 'redraw', 'WidgetBox', 'release_openmp_pool', 'register_job', 'active_jobs',
-           'stop_all_jobs', 'wait_or_stop', 'Status', 'Job', 'module_exports', 'public_api']
+           'PrecisionWarning', 'close_matches', 'completion_text', 'cache_dir', 'TrustError', 'atomic_write',
+           'contained', 'in_notebook', 'in_colab', 'enable_widgets', 'progress', 'redraw', 'WidgetBox',
+           'release_openmp_pool', 'register_job', 'active_jobs', 'stop_all_jobs', 'wait_or_stop', 'Status', 'Job',
+           'module_exports', 'public_api']
 
 # %% ../nbs/00_core.ipynb #70d491c9
 class AlignkitError(Exception):
@@ -61,6 +62,52 @@ def cache_dir(*parts) -> Path:
     root = os.environ.get("ALIGNKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home()/".cache"))/"alignkit"
     p = Path(root).expanduser().joinpath(*map(str, parts))
     p.mkdir(parents=True, exist_ok=True)
+    return p
+
+# %% ../nbs/00_core.ipynb #e2edaffd
+class TrustError(AlignkitError, PermissionError):
+    "A file asks alignkit to run code (unpickle, import) or to reach the network: it does that only when you pass `trust=True`."
+
+def _fsync_dir(d):
+    try: fd = os.open(d, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+def atomic_write(path, data, fsync:bool=True) -> Path:
+    """Write `data` (str or bytes) to `path` at once: a temp file beside it, fsync, rename over it. Readers see the old file
+    or the new one, never half; a symlink at `path` is replaced, not followed."""
+    import tempfile
+    path = Path(path)
+    b = data.encode() if isinstance(data, str) else bytes(data)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b)
+            if fsync: f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try: os.unlink(tmp)
+        except OSError: pass
+        raise
+    if fsync: _fsync_dir(path.parent)
+    return path
+
+# %% ../nbs/00_core.ipynb #f4c5b729
+def contained(root, path) -> Path:
+    """`root/path` (`path` relative, or absolute under `root`) when it stays inside `root` without passing through a symlink;
+    otherwise a `TrustError` naming it. Check a path with this before writing to it or deleting it."""
+    root = Path(os.path.abspath(root))
+    p = Path(os.path.abspath(root/path))
+    if p != root and root not in p.parents:
+        raise TrustError(f"{str(path)!r} is outside {str(root)!r}; alignkit reads and writes a run only inside its folder.")
+    q = root
+    for part in p.relative_to(root).parts:
+        q = q/part
+        if q.is_symlink():
+            raise TrustError(f"{str(q)!r} is a symbolic link (to {os.readlink(q)!r}); alignkit does not follow links inside a run "
+                             "folder. Replace it with the real file or folder.")
     return p
 
 # %% ../nbs/00_core.ipynb #8d9bf5ed
