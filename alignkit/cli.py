@@ -141,12 +141,6 @@ from alignkit.runners import process_rank as _process_rank, start_distributed as
 
 def _rank() -> tuple[int, int]: return _process_rank()
 
-def _remove_unstarted(out:Path):
-    "Remove the data `train` wrote for a run that never started, and `out` itself if that leaves it empty."
-    shutil.rmtree(out/"datasets", ignore_errors=True)
-    try: out.rmdir()
-    except OSError: pass
-
 # %% ../nbs/90_cli.ipynb #254c7e74
 def weights_sha256(model) -> str:
     "SHA-256 of a model's state dict (names, dtypes, shapes and bytes, in name order): equal on every rank of a data-parallel run."
@@ -163,9 +157,9 @@ def train(config, output_dir=None, hash_weights:bool=False):
     cfg = config if isinstance(config, TrainConfig) else read_config(config)
     if output_dir is not None: cfg = replace(cfg, output_dir=str(Path(output_dir).expanduser().resolve()))
     out = Path(cfg.output_dir)
-    from alignkit.runners import RUN_FILE, trl_config
+    from alignkit.runners import RUN_FILE, run_id
     from alignkit.tracking import LOG_NAME
-    if (out/RUN_FILE).exists() or (out/LOG_NAME).exists():
+    if run_id(out) or (out/RUN_FILE).exists() or (out/LOG_NAME).exists():
         raise ConfigError(f"{out} already holds a run; choose another output_dir (or --output-dir), "
                           f"or continue that run with alignkit.Run.open({str(out)!r}).resume().")
     from alignkit.runners import get_runner, runner_config, start_run
@@ -180,11 +174,9 @@ def train(config, output_dir=None, hash_weights:bool=False):
         from alignkit.models import resolve
         source = resolve(cfg.model, cfg.seed)                         # builds the cache folder once
     model = cfg.model if cfg.seed is None else source                 # the runners load a name with load_model's default seed
-    try: run = start_run(cfg.runner, model, train_data, eval_data=eval_data, output_dir=out, background=False, lora=cfg.lora,
-                         quant=cfg.quant, **cfg.args)
-    except AlignkitError:
-        if rank == 0 and not (out/RUN_FILE).exists(): _remove_unstarted(out)   # the runner's checks refused it: leave nothing
-        raise
+    # start_run claims out/ (refusing a folder of someone else's files) and, when its checks refuse the run, leaves it as it was
+    run = start_run(cfg.runner, model, train_data, eval_data=eval_data, output_dir=out, background=False, lora=cfg.lora,
+                    quant=cfg.quant, **cfg.args)
     if hash_weights: (out/f"weights-rank{rank}.sha256").write_text(weights_sha256(run.model) + "\n")
     return run
 

@@ -50,6 +50,10 @@ def trained_run(run_dir) -> Run:
 # %% ../nbs/34_rlhf.ipynb #d31d585b
 import threading
 
+def _title(name, run):
+    import html, ipywidgets as W
+    return W.HTML(f"<b>{html.escape(name)}</b> — {html.escape(str(run.run_dir))}")      # a folder name is text, never markup
+
 class Pipeline(Job):
     "The stages of an `rlhf` pipeline: `pipeline['sft']`, `['reward']`, `['grpo']` (or ppo, rloo) are `Run`s."
     job_name = "rlhf"
@@ -67,7 +71,7 @@ class Pipeline(Job):
         self.runs[name] = run
         if self._box is not None and new:
             import ipywidgets as W
-            self._box.children = (*self._box.children, W.HTML(f"<b>{name}</b> — {run.run_dir}"), run.dashboard)
+            self._box.children = (*self._box.children, _title(name, run), run.dashboard)
         if self._stop.is_set(): run.stop()
     def _request_stop(self):
         self._stop.set()
@@ -89,24 +93,26 @@ class Pipeline(Job):
         if self._box is None:
             self._box = W.VBox([])
             for k in self.stages:
-                if k in self.runs: self._box.children = (*self._box.children, W.HTML(f"<b>{k}</b> — {self.runs[k].run_dir}"), self.runs[k].dashboard)
+                if k in self.runs: self._box.children = (*self._box.children, _title(k, self.runs[k]), self.runs[k].dashboard)
         display(self._box)
 
 class _Stopped(Exception): pass
 
 # %% ../nbs/34_rlhf.ipynb #cd7f9328
-def _stage(pipe, name, start):
-    "Run one stage: skip it when finished, resume it when stopped, else `start(run_dir)`; save its weights to final/."
+def _stage(pipe, name, start, rewards=None):
+    """Run one stage: skip it when finished, resume it when stopped (with `rewards`, the ones this call was given), else
+    `start(run_dir)` — which replaces an earlier attempt's files but refuses a folder holding files alignkit did not write."""
     if pipe._stop.is_set(): raise _Stopped()
     d = pipe.root/name
     state = stage_state(d)
     if state == "finished":
         run = trained_run(d); pipe.skipped.append(name)
     else:
-        if state == "stopped": run = Run.open(d).resume(background=True)
-        else:
-            shutil.rmtree(d, ignore_errors=True)
-            run = start(d)
+        if state == "stopped":
+            run = Run.open(d)
+            if rewards is not None: run.rewards = list(rewards)
+            run.resume(background=True)
+        else: run = start(d)
         pipe._add(name, run)           # before waiting: the box shows it, and stop() reaches it
         run.wait()
     if run.status != Status.FINISHED:
@@ -121,12 +127,13 @@ def _run_pipeline(pipe, model, sft_data, pairs, prompts, rl, rewards, lora, quan
     from alignkit.online import grpo, rloo
     from alignkit.ppo_trainer import ppo
     base = model if isinstance(model, (str, os.PathLike)) else (model_spec(model) or {}).get("name")
-    kw = dict(background=True, lora=lora, quant=quant)
+    kw = dict(background=True, lora=lora, quant=quant, overwrite=True)   # overwrite: only what alignkit wrote there
     s = _stage(pipe, "sft", lambda d: sft(model, sft_data, output_dir=d, **kw, **sft_args))
     r = _stage(pipe, "reward", lambda d: reward_model(base, pairs, output_dir=d, **kw, **reward_args))
     scorer = RewardScorer(r.model, r.tokenizer, name="reward_model")
     runner = dict(grpo=grpo, rloo=rloo, ppo=ppo)[rl]
-    _stage(pipe, rl, lambda d: runner(s.model, prompts, rewards=[scorer, *(rewards or [])], tokenizer=s.tokenizer, output_dir=d, **kw, **rl_args))
+    rl_rewards = [scorer, *(rewards or [])]
+    _stage(pipe, rl, lambda d: runner(s.model, prompts, rewards=rl_rewards, tokenizer=s.tokenizer, output_dir=d, **kw, **rl_args), rl_rewards)
 
 # %% ../nbs/34_rlhf.ipynb #586cbfb1
 def _wrong_args(name, v):

@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/ppo.html.md"""
 
 # %% ../nbs/33_ppo.ipynb #d42f43d0
 from __future__ import annotations
-import functools, math, os, random, shutil, warnings
+import functools, math, os, random, re, shutil, warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -405,8 +405,11 @@ def evaluate(self, eval_dataset=None) -> dict:
 # %% ../nbs/33_ppo.ipynb #f07823e0
 @patch_to(PPOTrainer)
 def _save_checkpoint(self):
-    d = Path(self.args.output_dir)/f"checkpoint-{self.state.global_step}"
-    d.mkdir(parents=True, exist_ok=True)
+    out = Path(self.args.output_dir)
+    final = contained(out, f"checkpoint-{self.state.global_step}")
+    d = out/f".{final.name}.{os.getpid()}.tmp"                   # written whole, then renamed: a crash leaves no half checkpoint
+    if d.exists(): shutil.rmtree(d)
+    d.mkdir(parents=True)
     self.model.save_pretrained(d)
     torch.save(self.value_head.state_dict(), d/"value_head.pt")
     torch.save(self.optimizer.state_dict(), d/"optimizer.pt")
@@ -416,16 +419,21 @@ def _save_checkpoint(self):
                cpu=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
     torch.save(rng, d/"rng_state.pth")
     self.state.save_to_json(d/"trainer_state.json")      # last: a folder with trainer_state.json is complete
-    self._rotate()
+    if final.exists(): shutil.rmtree(final)              # the same step saved again (a replay after resuming)
+    os.replace(d, final)
+    self._rotate(keep=final)
 
 
 @patch_to(PPOTrainer)
-def _rotate(self):
+def _rotate(self, keep:Path):
+    "Keep the newest `save_total_limit` checkpoints by step (never `keep`, the one just written; foreign names are ignored)."
     limit = self.args.save_total_limit
     if not limit or limit < 1: return
-    done = sorted((p for p in Path(self.args.output_dir).glob("checkpoint-*") if (p/"trainer_state.json").exists()),
-                  key=lambda p: int(p.name.split("-")[-1]))
-    for p in done[:-limit]: shutil.rmtree(p, ignore_errors=True)
+    out = Path(self.args.output_dir)
+    done = sorted((int(m[1]), p) for p in out.iterdir() if (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+                  and p.is_dir() and not p.is_symlink() and (p/"trainer_state.json").exists())
+    for _, p in done[:-limit]:
+        if p != keep: shutil.rmtree(contained(out, p.name))
 
 
 @patch_to(PPOTrainer)
@@ -442,14 +450,22 @@ def _load_checkpoint(self, d:Path):
         for f in sorted(d.glob("model*.safetensors")): sd.update(load_file(f))
         res = self.model.load_state_dict(sd, strict=False)
         if res.unexpected_keys: raise ConfigError(f"checkpoint {str(d)!r} does not fit this model: unexpected {res.unexpected_keys[:5]}.")
-    self.value_head.load_state_dict(torch.load(d/"value_head.pt", map_location=self.device, weights_only=True))
-    self.optimizer.load_state_dict(torch.load(d/"optimizer.pt", map_location=self.device, weights_only=True))
-    self.lr_scheduler.load_state_dict(torch.load(d/"scheduler.pt", weights_only=True))
+    self.value_head.load_state_dict(_tensors(d/"value_head.pt", self.device))
+    self.optimizer.load_state_dict(_tensors(d/"optimizer.pt", self.device))
+    self.lr_scheduler.load_state_dict(_tensors(d/"scheduler.pt"))
     st = TrainerState.load_from_json(d/"trainer_state.json")
     self.state.global_step, self.state.epoch, self.state.log_history = st.global_step, st.epoch, st.log_history
-    rng = torch.load(d/"rng_state.pth", weights_only=True)          # tensors and numbers only: no pickle runs
+    rng = _tensors(d/"rng_state.pth")
     random.setstate(rng["python"]); np.random.set_state((rng["numpy"][0], rng["numpy"][1].numpy().astype(np.uint32), *rng["numpy"][2:])); torch.set_rng_state(rng["cpu"])
     if rng.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng["cuda"])
+
+def _tensors(path, device=None):
+    "A checkpoint file of tensors, numbers and strings (`weights_only`: no pickled object is ever rebuilt, so no code runs)."
+    import pickle
+    try: return torch.load(contained(path.parent, path.name), map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise TrustError(f"{str(path)!r} holds pickled Python objects, not only tensors: alignkit does not load them (unpickling "
+                         f"runs code). It was not written by alignkit's PPO; resume from another checkpoint. ({str(e).splitlines()[0]})") from None
 
 def _frozen_copy(model):
     import copy

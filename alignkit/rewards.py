@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/rewards.html.md"""
 
 # %% ../nbs/30a_rewards.ipynb #19634c1f
 from __future__ import annotations
-import importlib, inspect, math, re
+import importlib, importlib.util, inspect, math, re, sys, warnings
 from pathlib import Path
 from .core import *
 from .runners import model_spec, rebuild_model
@@ -39,10 +39,20 @@ def _named(fn, name, spec):
     fn.alignkit_reward = spec             # how to build it again in a fresh process (`Run.open(...).resume()`)
     return fn
 
-def format_reward(pattern:str, name:str="format"):
-    "A reward: 1.0 where the whole completion (surrounding blanks removed) matches the regular expression `pattern`."
-    rx = re.compile(pattern, re.DOTALL)
-    def reward(completions, **kwargs): return [float(rx.fullmatch(completion_text(c).strip()) is not None) for c in completions]
+def format_reward(pattern:str, name:str="format", timeout:float=0.25):
+    """A reward: 1.0 where the whole completion (surrounding blanks removed) matches the regular expression `pattern`.
+    Each match may take at most `timeout` s (the `regex` module's bound: a pattern like `(a|aa)+$`, which backtracks
+    for hours on some inputs, scores 0.0 there with a warning instead of hanging training)."""
+    import regex
+    if not isinstance(pattern, str) or len(pattern) > 2000: raise ConfigError(f"format_reward's pattern must be a string of at most 2000 characters, got {_short(pattern, 60)!r}.")
+    try: rx = regex.compile(pattern, regex.DOTALL)
+    except regex.error as e: raise ConfigError(f"format_reward's pattern {pattern!r} is not a regular expression: {e}.") from None
+    def match(text):
+        try: return rx.fullmatch(text, timeout=timeout) is not None
+        except TimeoutError:
+            warnings.warn(f"reward {name!r}: the pattern {pattern!r} took over {timeout} s on a completion of {len(text)} characters; scored 0.0.", RuntimeWarning)
+            return False
+    def reward(completions, **kwargs): return [float(match(completion_text(c).strip())) for c in completions]
     return _named(reward, name, ("format_reward", dict(pattern=pattern, name=name)))
 
 def length_penalty(max_tokens:int, name:str="length"):
@@ -175,28 +185,73 @@ def reward_spec(fn, run_dir=None, i:int=0) -> dict:
     return dict(kind="unbuildable", name=reward_name(fn))
 
 def _load_reward_model(spec:dict, run_dir):
-    path = Path(run_dir)/spec["path"]
+    "A reward model saved in the run directory: weights from safetensors only, from a folder inside the run."
+    path = contained(run_dir, spec["path"])
+    if not path.is_dir() or not any(path.glob("*.safetensors")):
+        raise ConfigError(f"reward model {spec['name']!r}: {str(path)!r} holds no safetensors weights (alignkit loads no other format).")
     model, tok = rebuild_model(spec["model"])
     if hasattr(model, "peft_config"):
-        from peft import load_peft_weights, set_peft_model_state_dict
-        set_peft_model_state_dict(model, load_peft_weights(str(path)))
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+        set_peft_model_state_dict(model, load_file(contained(path, "adapter_model.safetensors")))
     else:
         from transformers import AutoModelForSequenceClassification
-        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=next(model.parameters()).dtype)
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=next(model.parameters()).dtype, use_safetensors=True)
     model.eval()
     return RewardScorer(model, tok, name=spec["name"])
 
-def build_reward(spec:dict, run_dir=None):
-    "Make a reward again from its `reward_spec`."
+def _module_places(mod:str) -> list[Path]:
+    "The files and folders module `mod` would be imported from, found without running any of its code (or its packages')."
+    from importlib.machinery import PathFinder
+    places, path = [], None
+    parts = mod.split(".")
+    for i in range(len(parts)):
+        name = ".".join(parts[:i + 1])
+        m = sys.modules.get(name)
+        if m is not None: origin, locs = getattr(m, "__file__", None), list(getattr(m, "__path__", []) or [])
+        else:
+            spec = importlib.util.find_spec(name) if i == 0 else PathFinder.find_spec(name, path)
+            if spec is None: raise ConfigError(f"reward module {mod!r} cannot be found (no {name!r} on the import path).")
+            origin, locs = spec.origin, list(spec.submodule_search_locations or [])
+        places += [Path(x) for x in [origin, *locs] if x and x not in ("built-in", "frozen")]
+        path = locs
+    return places
+
+def _import_reward(spec:dict, run_dir, trust:bool):
+    "The function an `import` spec names: alignkit's own rewards always; anything else only with `trust`, never from the run."
+    target = spec.get("path")
+    if not isinstance(target, str) or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", target):
+        raise ConfigError(f"reward {spec.get('name')!r}: {target!r} is not a `module:function` path.")
+    mod, qual = target.split(":")
+    if mod == "alignkit.rewards" and "." not in qual:                    # alignkit's own library rewards: installed code
+        own = importlib.import_module(mod)
+        if qual in own.__all__: return getattr(own, qual)
+    if not trust:
+        raise TrustError(f"run.json names the reward function {target!r}: importing it runs code from wherever that module is. "
+                         "Pass the rewards yourself (run = Run.open(dir); run.rewards = [...]), or open the run with trust=True "
+                         "if you trust whoever made it.")
+    if run_dir is not None:
+        inside = [p for p in _module_places(mod) if Path(run_dir).resolve() in [p.resolve(), *p.resolve().parents]]
+        if inside: raise TrustError(f"reward module {mod!r} would be imported from inside the run directory ({inside[0]}): alignkit "
+                                    "never imports code that came with a run, trusted or not. Install it as a package instead.")
+    obj = importlib.import_module(mod)
+    for part in qual.split("."): obj = getattr(obj, part)
+    return obj
+
+def build_reward(spec:dict, run_dir=None, trust:bool=False):
+    """Make a reward again from its `reward_spec`: library rewards by name, a reward model saved in the run; a function
+    by `module:name` only with `trust=True` (alignkit's own rewards always)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str): raise ConfigError(f"{_short(spec, 80)!r} is not a reward spec.")
     k = spec["kind"]
-    if k == "library": return LIBRARY[spec["factory"]](**spec["args"])
-    if k == "import":
-        mod, qual = spec["path"].split(":")
-        obj = importlib.import_module(mod)
-        for part in qual.split("."): obj = getattr(obj, part)
-        return obj
+    if k == "library":
+        f, args = spec.get("factory"), spec.get("args", {})
+        if f not in LIBRARY: raise UnknownNameError("library reward", str(f), LIBRARY)
+        if not isinstance(args, dict): raise ConfigError(f"reward {spec.get('name')!r}: its args must be an object, got {_short(args, 60)!r}.")
+        try: return LIBRARY[f](**args)
+        except TypeError as e: raise ConfigError(f"reward {spec.get('name')!r}: {f}{_short(args, 80)} — {e}") from None
+    if k == "import": return _import_reward(spec, run_dir, trust)
     if k == "reward_model" and "path" in spec and run_dir is not None: return _load_reward_model(spec, run_dir)
-    raise ConfigError(f"reward {spec['name']!r} cannot be rebuilt in a new process (a lambda, or a function defined in a notebook "
+    raise ConfigError(f"reward {spec.get('name')!r} cannot be rebuilt in a new process (a lambda, or a function defined in a notebook "
                       "or script). Pass the rewards again: `run = Run.open(path); run.rewards = [...]; run.resume()`, or define "
                       "the function in an importable module.")
 
@@ -241,5 +296,5 @@ def run_rewards(run) -> list:
     if run.rewards: return list(run.rewards)
     specs = run.config.rewards
     if not specs: raise ConfigError(f"run {str(run.run_dir)!r} records no rewards; set run.rewards = [...] before run.resume().")
-    run.rewards = [build_reward(s, run.run_dir) for s in specs]
+    run.rewards = [build_reward(s, run.run_dir, trust=getattr(run, 'trust', False)) for s in specs]
     return run.rewards

@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/runners.html.md"""
 
 # %% ../nbs/30_runners.ipynb #c99b01c5
 from __future__ import annotations
-import json, math, os, shutil, sys, threading, time, warnings
+import json, math, os, re, shutil, sys, threading, time, uuid, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
@@ -15,13 +15,16 @@ from .core import *
 from ._compat import compact_lm_head, cpu_attention, check as compat_check
 
 # %% auto #0
-__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'RUNNERS', 'RunConfig', 'model_spec', 'rebuild_model', 'trl_config', 'Runner',
-           'register_runner', 'get_runner', 'all_runners', 'runner_defaults', 'runner_config', 'prompt_tokens',
-           'longest_prompt', 'trainer_callback', 'use_dashboard', 'load_extensions', 'trainer_args', 'quiet', 'Run',
+__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'SECRET_ARG', 'RUNNERS', 'MARKER', 'LOCK', 'RunConfig', 'model_spec',
+           'rebuild_model', 'trl_config', 'Runner', 'register_runner', 'get_runner', 'all_runners', 'runner_defaults',
+           'runner_config', 'prompt_tokens', 'longest_prompt', 'trainer_callback', 'use_dashboard', 'load_extensions',
+           'trainer_args', 'quiet', 'run_id', 'RunDirLock', 'run_dir_busy', 'claim_run_dir', 'Run', 'risky_args',
            'process_rank', 'start_distributed', 'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
+# TRL/transformers arguments that hold credentials: kept in memory, never written to run.json
+SECRET_ARG = re.compile(r"^(hub_token|push_to_hub_token)$|(password|secret|api_?key|access_token|auth_token)$", re.I)
 
 @dataclass
 class RunConfig:
@@ -34,9 +37,10 @@ class RunConfig:
     options: dict = field(default_factory=dict)   # the runner's own options, by the names its `Runner.options` declares
 
     def save(self, run_dir):
-        p = Path(run_dir)/RUN_FILE
-        p.write_text(json.dumps(asdict(self), indent=1, default=str))
-        return p
+        "Write `run.json` at once (temp file + rename), without secrets: a `hub_token` stays in this process's memory only."
+        d = asdict(self)
+        d["args"] = {k: v for k, v in d["args"].items() if not SECRET_ARG.search(k)}
+        return atomic_write(contained(run_dir, RUN_FILE), json.dumps(d, indent=1, default=str))
     @classmethod
     def load(cls, run_dir):
         "Read `run.json`; a field alignkit does not know is an error naming it (the file of an older alignkit is read too)."
@@ -53,6 +57,11 @@ class RunConfig:
         if bad: raise ConfigError(f"{p}: unknown field(s) {bad}; a run config has {sorted(known)}.")
         missing = [k for k in ("kind", "model", "args") if k not in d]
         if missing: raise ConfigError(f"{p}: missing field(s) {missing}.")
+        types = dict(kind=str, model=dict, args=dict, data_kind=str, rewards=list, options=dict)
+        wrong = [f"{k} is a {type(d[k]).__name__}, not a {t.__name__}" for k, t in types.items() if k in d and not isinstance(d[k], t)]
+        wrong += [f"rewards[{i}] is not an object with a 'kind'" for i, s in enumerate(d.get("rewards", []))
+                  if not (isinstance(s, dict) and isinstance(s.get("kind"), str))]
+        if wrong: raise ConfigError(f"{p}: " + "; ".join(wrong) + ".")
         return cls(**d)
 
 # %% ../nbs/30_runners.ipynb #ca122546
@@ -69,11 +78,13 @@ def rebuild_model(spec:dict):
     "Load a model again from a `model_spec`."
     from alignkit.models import load_model
     if not spec: raise ConfigError("this run's model was not loaded with alignkit.load_model, so it cannot be rebuilt: pass model= to Run.open.")
+    if not isinstance(spec.get("name"), str) or spec.get("trust_remote_code"):
+        raise ConfigError(f"run.json's model {spec!r} is not a model alignkit can rebuild (it needs a 'name'): pass model= to Run.open.")
     lora = spec.get("lora")
     if isinstance(lora, dict):
         from peft import LoraConfig
         lora = LoraConfig(**{k: v for k, v in lora.items() if k in LoraConfig.__dataclass_fields__ and k not in ("peft_type", "revision")})
-    return load_model(spec["name"], quant=spec["quant"], lora=lora, seed=spec.get("seed"), task=spec.get("task", "causal-lm"),
+    return load_model(spec["name"], quant=spec.get("quant", "auto"), lora=lora, seed=spec.get("seed"), task=spec.get("task", "causal-lm"),
                       double_quant=spec.get("double_quant", True))
 
 # %% ../nbs/30_runners.ipynb #e0cf198e
@@ -88,9 +99,27 @@ def trl_config(config_cls, run_dir, kwargs:dict):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return config_cls(output_dir=str(run_dir), **kwargs)
+            cfg = config_cls(output_dir=str(run_dir), **kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{config_cls.__name__} rejected these arguments: {e}") from e
+    bad = [why for name, ok, why in _VALUE_CHECKS if hasattr(cfg, name) and not _holds(ok, getattr(cfg, name))]
+    if bad: raise ConfigError(f"{config_cls.__name__}: " + "; ".join(bad) + ".")
+    return cfg
+
+def _holds(ok, v) -> bool:
+    try: return bool(ok(v))
+    except TypeError: return False
+
+# values TRL and transformers accept but that cannot train (or only fail later, deep inside the loop)
+_VALUE_CHECKS = (
+    ("learning_rate", lambda v: math.isfinite(v) and v >= 0, "learning_rate must be a finite number ≥ 0"),
+    ("per_device_train_batch_size", lambda v: v >= 1, "per_device_train_batch_size must be at least 1"),
+    ("gradient_accumulation_steps", lambda v: v >= 1, "gradient_accumulation_steps must be at least 1"),
+    ("max_steps", lambda v: v == -1 or v >= 1, "max_steps must be at least 1 (or -1: train for num_train_epochs)"),
+    ("num_train_epochs", lambda v: math.isfinite(v) and v > 0, "num_train_epochs must be a finite number > 0"),
+    ("save_steps", lambda v: math.isfinite(v) and v > 0, "save_steps must be > 0"),
+    ("logging_steps", lambda v: math.isfinite(v) and v > 0, "logging_steps must be > 0"),
+    ("max_grad_norm", lambda v: v is None or (math.isfinite(v) and v >= 0), "max_grad_norm must be a finite number ≥ 0"))
 
 # %% ../nbs/30_runners.ipynb #8ddd0175
 @dataclass(frozen=True)
@@ -202,10 +231,107 @@ def quiet(trainer):
     trainer.remove_callback(PrinterCallback)
     return trainer
 
+# %% ../nbs/30_runners.ipynb #81b8d54d
+try: import fcntl
+except ImportError: fcntl = None           # Windows: no advisory locks, a run directory is then not locked
+
+MARKER, LOCK = ".alignkit-run", ".alignkit-lock"
+_OWNED = re.compile(r"run\.json|train\.jsonl|eval\.jsonl|log\.jsonl|README\.md|datasets|final|reference|reward_models"
+                    r"|checkpoint-\d+|weights-rank\d+\.sha256|\..+\.tmp")      # the names alignkit (or TRL for it) writes
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+def _marker(run_dir) -> dict|None:
+    p = Path(run_dir)/MARKER
+    if p.is_symlink() or not p.is_file(): return None
+    try: m = json.loads(p.read_text())
+    except (OSError, ValueError): return None
+    return m if isinstance(m, dict) and isinstance(m.get("run_id"), str) and isinstance(m.get("foreign", []), list) else None
+
+def run_id(run_dir) -> str|None:
+    "The id alignkit gave the run in `run_dir` when it made the folder its own (None: alignkit did not)."
+    m = _marker(run_dir)
+    return m and m["run_id"]
+
+class RunDirLock:
+    "An exclusive OS lock on a run directory for the life of a training run: it ends with the process, however that ends."
+    def __init__(self, run_dir):
+        self.path, self.fd = contained(run_dir, LOCK), None
+        self.created = not self.path.exists()
+        if fcntl is None: return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigError(f"another training run is writing to {str(run_dir)!r} (it holds {LOCK}): wait for it or stop it, "
+                              "or choose another output_dir.") from None
+        os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+    def release(self):
+        "Let go of the lock (the file stays: removing it could let a third process lock a different file)."
+        if self.fd is not None: fcntl.flock(self.fd, fcntl.LOCK_UN); os.close(self.fd); self.fd = None
+
+def run_dir_busy(run_dir) -> bool:
+    "True while some process trains in `run_dir` (holds its lock): a reader can tell a live run from a dead one."
+    p = Path(run_dir)/LOCK
+    if fcntl is None or p.is_symlink() or not p.is_file(): return False
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError: return True
+    finally: os.close(fd)
+    return False
+
+# %% ../nbs/30_runners.ipynb #d8e53df9
+def _remove(run_dir, name):
+    p = contained(run_dir, name)                         # never through a symlink
+    if p.is_dir(): shutil.rmtree(p)
+    else: p.unlink(missing_ok=True)
+
+def _names(names, n=6) -> str: return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+def claim_run_dir(run_dir, kind:str, overwrite:bool=False) -> RunDirLock:
+    """Make `run_dir` this run's and lock it: create it (or take an empty folder) and mark it with a new run id. A folder
+    holding another run is refused unless `overwrite` (which deletes only what alignkit wrote there); files alignkit did
+    not write are never deleted or overwritten."""
+    d, made = Path(run_dir), False
+    try: d.mkdir(parents=True); made = True
+    except FileExistsError:
+        if not d.is_dir(): raise ConfigError(f"output_dir {str(d)!r} is a file, not a folder.") from None
+    lock = RunDirLock(d)
+    try:
+        m = _marker(d)
+        names = sorted(n for n in os.listdir(d) if n not in (MARKER, LOCK))
+        foreign = [n for n in names if m is None or n in m.get("foreign", []) or not _OWNED.fullmatch(n) or (d/n).is_symlink()]
+        ours = [n for n in names if n not in foreign]
+        clash = [n for n in foreign if _OWNED.fullmatch(n)]
+        if m is None and names and (clash or not overwrite):
+            raise ConfigError(f"output_dir {str(d)!r} holds files alignkit did not write ({_names(names)}): choose a new or empty "
+                              "folder." + (f" ({_names(clash)} would be overwritten by a run: move them first.)" if clash else
+                              " overwrite=True starts a run beside them and never deletes them."))
+        if clash: raise ConfigError(f"output_dir {str(d)!r} holds {_names(clash)}, which a run writes but alignkit did not write "
+                                    "there: move them first, or choose another folder.")
+        if ours and not overwrite:
+            raise ConfigError(f"output_dir {str(d)!r} already holds alignkit run {m['run_id'][:8]} ({m.get('kind', '?')}): resume it "
+                              f"with Run.open({str(d)!r}).resume() (or resume=True), choose another output_dir, or pass overwrite=True "
+                              f"to replace it (that deletes only what alignkit wrote: {_names(ours)}).")
+        for n in ours: _remove(d, n)
+        atomic_write(d/MARKER, json.dumps(dict(run_id=uuid.uuid4().hex, kind=kind, created=time.time(), foreign=foreign)))
+    except BaseException:
+        _unclaim(d, lock, made)
+        raise
+    lock.made = made
+    return lock
+
+def _unclaim(d, lock, made):
+    "Undo a claim: release the lock and remove what alignkit put there (the folder too, if it made it)."
+    lock.release()
+    if lock.created: (d/LOCK).unlink(missing_ok=True)
+    if made: shutil.rmtree(d, ignore_errors=True)
+
 # %% ../nbs/30_runners.ipynb #979478fc
 class Run(Job):
     "One training run: config, directory (checkpoints + RunLog), trainer, model, tokenizer and dashboard."
-    def __init__(self, config:RunConfig, run_dir, model, tokenizer, train_data, eval_data=None, rewards=None, ref_model=None):
+    def __init__(self, config:RunConfig, run_dir, model, tokenizer, train_data, eval_data=None, rewards=None, ref_model=None,
+                 trust:bool=False):
         from alignkit.tracking import RunLog
         super().__init__()
         self.config, self.runner, self.run_dir = config, get_runner(config.kind), Path(run_dir)
@@ -215,6 +341,7 @@ class Run(Job):
         self.ref_model = ref_model                           # a separate reference policy, where the runner keeps one
         self.log = RunLog(self.run_dir)
         self.trainer = self.callback = self._dashboard = None
+        self.trust, self._lock = trust, None      # trust: whoever made the run folder may run code here (see above)
 
     @property
     def metrics(self):
@@ -222,8 +349,9 @@ class Run(Job):
         return self.log.metrics
     @property
     def checkpoints(self) -> list[Path]:
-        "Checkpoint folders in the run directory, oldest first."
-        return sorted(self.run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        "Checkpoint folders in the run directory, by step (names that are not `checkpoint-<step>` folders are ignored)."
+        cs = [(int(m[1]), p) for p in self.run_dir.glob("checkpoint-*") if (m := _CHECKPOINT.fullmatch(p.name)) and p.is_dir() and not p.is_symlink()]
+        return [p for _, p in sorted(cs)]
     @property
     def last_checkpoint(self) -> Path|None:
         cs = [c for c in self.checkpoints if (c/"trainer_state.json").exists()]
@@ -254,20 +382,45 @@ def start(self:Run, background:bool|None=None, resume_from:Path|None=None):
     if self.status == Status.RUNNING: raise ConfigError("this run is already running; run.wait() or run.stop() first.")
     from alignkit.tracking import RunLogCallback
     compat_check(*self.runner.compat)
+    if self._lock is None and process_rank()[0] == 0: self._lock = RunDirLock(self.run_dir)
+    try: self._back_data()
+    except BaseException: self._release(); raise
     self.callback = RunLogCallback(self.log)
     cpu_attention(self.model)
-    with compact_lm_head(): self.trainer = self.runner.build(self)
-    self.trainer.add_callback(self.callback)
-    load_extensions()
-    for make in _CALLBACKS.values():
-        cb = make(self)
-        if cb is not None: self.trainer.add_callback(cb)
+    try:
+        with compact_lm_head(): self.trainer = self.runner.build(self)
+        self.trainer.add_callback(self.callback)
+        load_extensions()
+        for make in _CALLBACKS.values():
+            cb = make(self)
+            if cb is not None: self.trainer.add_callback(cb)
+    except BaseException: self._release(); raise
     return self._launch(background, resume_from)
 
 @patch
+def _release(self:Run):
+    if self._lock is not None: self._lock.release(); self._lock = None
+
+@patch
+def _back_data(self:Run):
+    "Before training: the data as Arrow files in the run directory (TRL's caches land beside them); written by the main process."
+    with main_process_first():
+        main = process_rank()[0] == 0
+        if not getattr(self.train_data, "_backed", False): self.train_data = file_backed(self.train_data, self.run_dir/"datasets"/"train", main)
+        if self.eval_data is not None and not getattr(self.eval_data, "_backed", False):
+            self.eval_data = file_backed(self.eval_data, self.run_dir/"datasets"/"eval", main)
+
+@patch
 def _body(self:Run, resume_from) -> Status:
-    with compact_lm_head():
-        self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    import pickle
+    try:
+        with compact_lm_head():
+            self.trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except pickle.UnpicklingError as e:          # transformers loads checkpoints with weights_only=True: nothing ran
+        raise TrustError(f"{resume_from.name if resume_from else 'a checkpoint'} holds pickled Python objects, not only tensors: "
+                         "they were not loaded (unpickling runs code), so it cannot be resumed. Resume from another checkpoint, "
+                         f"or start the run again. ({str(e).splitlines()[0][:200]})") from None
+    finally: self._release()
     if self.callback._nan:
         ev = self.log.events
         nan = ev[ev.event == "error"]
@@ -292,27 +445,51 @@ def _request_stop(self:Run):
 @patch
 def save(self:Run, path=None):
     "Save the trained model (for LoRA: the adapter) and tokenizer to `path` (default: run_dir/final)."
-    path = Path(path or self.run_dir/"final")
+    path = Path(path) if path else contained(self.run_dir, "final")     # never written through a link out of the run
     self.model.save_pretrained(path); self.tokenizer.save_pretrained(path)
     return path
 
 # %% ../nbs/30_runners.ipynb #62faa564
+_LOCAL_REPORTS = {"none", "tensorboard"}
+
+def risky_args(args:dict) -> dict[str, str]:
+    "The TRL arguments in `args` that would reach the network or run code from elsewhere, with what each does."
+    out = {}
+    if args.get("push_to_hub"): out["push_to_hub"] = "uploads the model to the Hugging Face Hub"
+    if args.get("hub_model_id"): out["hub_model_id"] = f"names the Hub repository {args['hub_model_id']!r}"
+    rep = args.get("report_to")
+    reps = [rep] if isinstance(rep, str) else list(rep or []) if isinstance(rep, (list, tuple)) else [rep]
+    if [r for r in reps if str(r).lower() not in _LOCAL_REPORTS]: out["report_to"] = f"sends metrics to {rep!r}"
+    for k, v in args.items():
+        if k.startswith("vllm_server") and v not in (None, "", "0.0.0.0") or k == "vllm_mode" and v == "server":
+            out[k] = f"talks to a vLLM server ({v!r})"
+    def code(o, path):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k == "trust_remote_code" and v: out[path + k] = "runs a model repository's own Python code"
+                code(v, f"{path}{k}.")
+    code(args, "")
+    return out
+
 @patch(cls_method=True)
-def open(cls:Run, run_dir, model=None, tokenizer=None):
-    "Rebuild a run from its directory (to look at it, or to `resume()` it), loading the model again unless given."
+def open(cls:Run, run_dir, model=None, tokenizer=None, *, trust:bool=False):
+    """Rebuild a run from its directory, to look at it or to `resume()` it (the model loads again unless given). Opening
+    runs no code from the folder and writes nothing; `trust=True` (see the trust model above) also applies arguments that
+    reach the network and imports reward functions that run.json names."""
     from alignkit.data import load_data
     run_dir = Path(run_dir)
     cfg = RunConfig.load(run_dir)
     get_runner(cfg.kind)
+    risky = risky_args(cfg.args)
+    if risky and not trust:
+        raise TrustError(f"{str(run_dir/RUN_FILE)!r} asks for " + "; ".join(f"{k} ({why})" for k, why in risky.items()) +
+                         ". Open it with Run.open(..., trust=True) if you trust whoever made this run, or remove those arguments from run.json.")
+    data = [load_data(contained(run_dir, f), kind=cfg.data_kind) if (run_dir/f).exists() else None for f in (DATA_FILE, EVAL_FILE)]
+    if data[0] is None: raise ConfigError(f"{str(run_dir)!r} has no {DATA_FILE}: it is not a complete run directory.")
     if model is None: model, tokenizer = rebuild_model(cfg.model)
     tokenizer = tokenizer or getattr(model, "alignkit_tokenizer", None)
     start_distributed()
-    with main_process_first():
-        train = file_backed(load_data(run_dir/DATA_FILE, kind=cfg.data_kind), run_dir/"datasets"/"train", write=process_rank()[0] == 0)
-        ev = None
-        if (run_dir/EVAL_FILE).exists():
-            ev = file_backed(load_data(run_dir/EVAL_FILE, kind=cfg.data_kind), run_dir/"datasets"/"eval", write=process_rank()[0] == 0)
-    return cls(cfg, run_dir, model, tokenizer, train, ev)
+    return cls(cfg, run_dir, model, tokenizer, data[0], data[1], trust=trust)
 
 @patch
 def resume(self:Run, background:bool|None=None):
@@ -356,17 +533,26 @@ def file_backed(data, path, write:bool):
     from alignkit.data import Data
     path = Path(path)
     if write:
-        shutil.rmtree(path, ignore_errors=True)
-        data.dataset.save_to_disk(str(path))
-    return Data(load_from_disk(str(path)), data.kind, data.format, data.trl_type, data.source)
+        contained(path.parent.parent, Path(path.parent.name)/path.name)      # <run>/datasets/<split>: no symlink on the way
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        data.dataset.save_to_disk(str(tmp))                           # whole, then renamed into place
+        if path.exists(): shutil.rmtree(path)
+        os.replace(tmp, path)
+    out = Data(load_from_disk(str(path)), data.kind, data.format, data.trl_type, data.source)
+    out._backed = True
+    return out
 
 # %% ../nbs/30_runners.ipynb #34d3c5d3
 def default_run_dir(kind:str) -> Path:
-    "runs/<kind>-<date>-<time>[-n] under the current directory."
+    "A new, empty folder runs/<kind>-<date>-<time>[-n] under the current directory (created here: two runs never share one)."
     base = Path("runs")/f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-    p, i = base, 1
-    while p.exists(): p, i = base.with_name(f"{base.name}-{i}"), i + 1
-    return p
+    base.parent.mkdir(exist_ok=True)
+    for i in range(10_000):
+        p = base if i == 0 else base.with_name(f"{base.name}-{i}")
+        try: p.mkdir(); return p
+        except FileExistsError: continue
+    raise ConfigError(f"could not make a new run folder next to {base}; pass output_dir=.")
 
 def _warn_emulated_bf16(args):
     "A `PrecisionWarning` when TRL arguments `args` ask for bf16 on a CPU that only emulates it."
@@ -378,8 +564,7 @@ def _warn_emulated_bf16(args):
                       stacklevel=4)
 
 def _write_jsonl(data, path):
-    with open(path, "w") as f:
-        for row in data.to_list(): f.write(json.dumps(row) + "\n")
+    atomic_write(path, "".join(json.dumps(row) + "\n" for row in data.to_list()))
 
 def _tokenizer_of(model, tokenizer):
     "The tokenizer a check measures with, without loading weights (a model given by name: its tokenizer files)."
@@ -392,8 +577,12 @@ def _tokenizer_of(model, tokenizer):
 
 # %% ../nbs/30_runners.ipynb #fd688843
 def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16,
-              quant:str="auto", options:dict|None=None, rewards=None, reward_specs=None, **trl_args) -> Run:
-    "Validate, write the run directory (main process), load the model if needed, and start training runner `kind`."
+              quant:str="auto", options:dict|None=None, rewards=None, reward_specs=None, overwrite:bool=False, resume:bool=False,
+              trust:bool=False, **trl_args) -> Run:
+    """Validate, claim the run directory (main process), load the model if needed, and start training runner `kind`.
+    `output_dir` must be new or empty, or hold a run of alignkit's: `overwrite=True` replaces that run (deleting only what
+    alignkit wrote), `resume=True` continues it from its last checkpoint (with its own data and arguments; `trust` as in
+    `Run.open`) or starts afresh when it has none."""
     from alignkit.data import load_data
     r = get_runner(kind)
     options = {k: v for k, v in (options or {}).items() if v is not None}
@@ -407,28 +596,49 @@ def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, backgro
     _warn_emulated_bf16(cfg_obj)
     if len(train) < 1: raise ConfigError("the training data is empty.")
     if r.check: r.check(cfg_obj, train, _tokenizer_of(model, tokenizer), options, rewards)
+    if resume and run_id(run_dir) and (run_dir/RUN_FILE).exists():
+        run = _resume_existing(kind, run_dir, model, tokenizer, rewards, trust, background)
+        if run is not None: return run
+        overwrite = True                                          # an alignkit run with no checkpoint yet: start it again
     start_distributed()
     main = process_rank()[0] == 0
-    with main_process_first():
-        if isinstance(model, (str, os.PathLike)):
-            from alignkit.models import load_model
-            model, tokenizer = load_model(str(model), quant=quant, lora=lora, task=r.task)
-        tokenizer = tokenizer or getattr(model, "alignkit_tokenizer", None)
-        if tokenizer is None: raise ConfigError("pass tokenizer=: this model was not loaded with alignkit.load_model, so it carries none.")
-        specs = []
-        if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            _write_jsonl(train, run_dir/DATA_FILE)
-            if ev is not None: _write_jsonl(ev, run_dir/EVAL_FILE)
-            specs = reward_specs(run_dir) if callable(reward_specs) else list(reward_specs or [])   # may save reward models there
-        cfg = RunConfig(kind=kind, model=model_spec(model), args=args, data_kind=train.kind, rewards=specs, options=options)
-        train = file_backed(train, run_dir/"datasets"/"train", write=main)
-        if ev is not None: ev = file_backed(ev, run_dir/"datasets"/"eval", write=main)
-        run = Run(cfg, run_dir, model, tokenizer, train, ev, rewards=rewards)
-        if r.prepare: r.prepare(run)                              # e.g. DPO records its reference
-        if main: cfg.save(run_dir)
+    lock = claim_run_dir(run_dir, kind, overwrite=overwrite) if main else None   # before any weights load
+    try:
+        with main_process_first():
+            if isinstance(model, (str, os.PathLike)):
+                from alignkit.models import load_model
+                model, tokenizer = load_model(str(model), quant=quant, lora=lora, task=r.task)
+            tokenizer = tokenizer or getattr(model, "alignkit_tokenizer", None)
+            if tokenizer is None: raise ConfigError("pass tokenizer=: this model was not loaded with alignkit.load_model, so it carries none.")
+            specs = []
+            if main:
+                _write_jsonl(train, run_dir/DATA_FILE)
+                if ev is not None: _write_jsonl(ev, run_dir/EVAL_FILE)
+                specs = reward_specs(run_dir) if callable(reward_specs) else list(reward_specs or [])   # may save reward models there
+            cfg = RunConfig(kind=kind, model=model_spec(model), args=args, data_kind=train.kind, rewards=specs, options=options)
+            run = Run(cfg, run_dir, model, tokenizer, train, ev, rewards=rewards, trust=True)   # its config is this call's
+            run._lock = lock
+            if r.prepare: r.prepare(run)                              # e.g. DPO records its reference
+            if main: cfg.save(run_dir)
+    except BaseException:
+        if lock is not None:                                      # nothing trained: leave the folder as it was found
+            for n in os.listdir(run_dir):
+                if _OWNED.fullmatch(n) and n not in (_marker(run_dir) or {}).get("foreign", []): _remove(run_dir, n)
+            (run_dir/MARKER).unlink(missing_ok=True)
+            _unclaim(run_dir, lock, lock.made)
+        raise
     run.start(background=background)
     if in_notebook() and run._thread is not None:
         from IPython.display import display
         display(run)
     return run
+
+# %% ../nbs/30_runners.ipynb #8c3c19e4
+def _resume_existing(kind, run_dir, model, tokenizer, rewards, trust, background):
+    "start_run(resume=True) on a run directory: the reopened run resumed from its last checkpoint, or None if it has none."
+    cfg = RunConfig.load(run_dir)
+    if cfg.kind != kind: raise ConfigError(f"{str(run_dir)!r} holds a {cfg.kind} run, not {kind}: resume it with its own runner.")
+    if not any((run_dir/c/"trainer_state.json").exists() for c in os.listdir(run_dir) if _CHECKPOINT.fullmatch(c)): return None
+    run = Run.open(run_dir, model=None if isinstance(model, (str, os.PathLike)) else model, tokenizer=tokenizer, trust=trust)
+    if rewards is not None: run.rewards = list(rewards)
+    return run.resume(background=background)

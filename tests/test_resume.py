@@ -39,7 +39,7 @@ CASES = {   # name: (training script, total steps, metrics that must repeat on t
 }
 RESUME = textwrap.dedent("""
     import sys, alignkit as ak
-    run = ak.Run.open(sys.argv[1])          # no runner module imported: the registry finds it
+    run = ak.Run.open(sys.argv[1], trust=True)   # no runner module imported: the registry finds it; trust: its reward module is ours
     run.resume(background=False)
     print([type(r).__name__ + ':' + r.__name__ for r in (run.rewards or [])])
     print(run.status)
@@ -69,6 +69,10 @@ def test_sigkill_then_resume(case, tmp_path):
     out = proc.communicate()[0].decode()
     assert killed_at is not None, f"training ended before it could be killed:\n{out[-3000:]}"
     assert proc.returncode == -signal.SIGKILL
+    from alignkit.runners import run_dir_busy
+    assert not run_dir_busy(run_dir)                              # the OS lock died with the process
+    half = [c.name for c in run_dir.glob("checkpoint-*") if not (c/"trainer_state.json").exists()]
+    assert half == [], f"a checkpoint-N folder was left half written: {half}"   # PPO writes into a hidden temp folder, then renames
     before = records(run_dir)
     last_ckpt = max(r["step"] for r in before if r["type"] == "event" and r["event"] == "checkpoint")
     assert last_ckpt < killed_at < total
