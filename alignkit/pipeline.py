@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, shutil
 from pathlib import Path
 from .core import *
-from .runners import Run, default_run_dir, model_spec
+from .runners import Run, default_run_dir, model_spec, run_id
 from .rewards import RewardScorer
 
 # %% auto #0
@@ -112,7 +112,11 @@ def _stage(pipe, name, start, rewards=None):
             run = Run.open(d)
             if rewards is not None: run.rewards = list(rewards)
             run.resume(background=True)
-        else: run = start(d)
+        else:
+            if d.is_dir() and run_id(d) is None and any(d.iterdir()):     # a folder of the user's, not an earlier attempt
+                raise ConfigError(f"the {name} stage's folder {str(d)!r} holds files alignkit did not write "
+                                  f"({', '.join(sorted(x.name for x in d.iterdir())[:5])}): move them, or choose another output_dir.")
+            run = start(d)
         pipe._add(name, run)           # before waiting: the box shows it, and stop() reaches it
         run.wait()
     if run.status != Status.FINISHED:

@@ -449,6 +449,23 @@ def save(self:Run, path=None):
     self.model.save_pretrained(path); self.tokenizer.save_pretrained(path)
     return path
 
+@trainer_callback
+def _redact_checkpoint_args(run):
+    """transformers pickles the training arguments into every checkpoint (`training_args.bin`, never loaded on resume):
+    where they hold a secret (`hub_token`), write them again without it, so a shared checkpoint carries no credential."""
+    secret = [k for k, v in run.config.args.items() if SECRET_ARG.search(k) and v]
+    if not secret: return None
+    import copy, torch
+    from transformers import TrainerCallback
+    class Redact(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            f = Path(args.output_dir)/f"checkpoint-{state.global_step}"/"training_args.bin"
+            if state.is_world_process_zero and f.exists():
+                clean = copy.copy(args)
+                for k in secret: setattr(clean, k, None)
+                torch.save(clean, f)
+    return Redact()
+
 # %% ../nbs/30_runners.ipynb #62faa564
 _LOCAL_REPORTS = {"none", "tensorboard"}
 
