@@ -18,8 +18,9 @@ from ._compat import compact_lm_head, cpu_attention, check as compat_check
 __all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'SECRET_ARG', 'RUNNERS', 'MARKER', 'LOCK', 'RunConfig', 'model_spec',
            'rebuild_model', 'trl_config', 'Runner', 'register_runner', 'get_runner', 'all_runners', 'runner_defaults',
            'runner_config', 'prompt_tokens', 'longest_prompt', 'trainer_callback', 'use_dashboard', 'load_extensions',
-           'trainer_args', 'quiet', 'run_id', 'RunDirLock', 'run_dir_busy', 'claim_run_dir', 'Run', 'risky_args',
-           'process_rank', 'start_distributed', 'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
+           'trainer_args', 'quiet', 'run_id', 'utf8_name', 'RunDirLock', 'run_dir_busy', 'claim_run_dir', 'Run',
+           'risky_args', 'process_rank', 'start_distributed', 'main_process_first', 'file_backed', 'default_run_dir',
+           'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
@@ -252,9 +253,19 @@ def run_id(run_dir) -> str|None:
     m = _marker(run_dir)
     return m and m["run_id"]
 
+def utf8_name(run_dir) -> Path:
+    "`run_dir`, if its name is valid UTF-8; else a `ConfigError` (tokenizers and Arrow, which write checkpoints and data, cannot use it)."
+    try: str(run_dir).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"the run folder {str(run_dir).encode('utf-8', 'backslashreplace').decode()!r} has a name that is not valid "
+                          "UTF-8 (from another system?): the tokenizers and datasets libraries cannot write checkpoints or data "
+                          "there. Rename it, or choose another output_dir.") from None
+    return Path(run_dir)
+
 class RunDirLock:
     "An exclusive OS lock on a run directory for the life of a training run: it ends with the process, however that ends."
     def __init__(self, run_dir):
+        utf8_name(run_dir)
         self.path, self.fd = contained(run_dir, LOCK), None
         self.created = not self.path.exists()
         if fcntl is None: return
@@ -396,6 +407,7 @@ def start(self:Run, background:bool|None=None, resume_from:Path|None=None):
             if cb is not None: self.trainer.add_callback(cb)
     except BaseException: self._release(); raise
     return self._launch(background, resume_from)
+
 
 @patch
 def _release(self:Run):
@@ -607,7 +619,7 @@ def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, backgro
     if bad: raise ConfigError(f"runner {kind!r} has no option {bad}; its options are {list(r.options)}.")
     train = load_data(data, kind=r.data_kind)
     ev = load_data(eval_data, kind=r.data_kind) if eval_data is not None else None
-    run_dir = Path(output_dir or default_run_dir(kind))
+    run_dir = utf8_name(output_dir) if output_dir else default_run_dir(kind)
     args = {**runner_defaults(kind, model, options, trl_args), **trl_args}
     cfg_obj = trl_config(r.classes()[0], run_dir, args)          # TRL's own checks, before any weights
     _warn_emulated_bf16(cfg_obj)

@@ -6,10 +6,11 @@ Docs: https://alignkit.github.io/alignkit/tracking.html.md"""
 
 # %% ../nbs/10_tracking.ipynb #ecb796fd
 from __future__ import annotations
-import functools, json, math, numbers, os, sys, threading, time, warnings, weakref
+import errno, functools, html, json, math, numbers, os, re, sys, threading, time, warnings, weakref
 from collections import Counter
 from pathlib import Path
-from .core import AlignkitError, UnknownNameError
+from fastcore.basics import patch
+from .core import AlignkitError, TrustError, UnknownNameError, contained
 
 # %% auto #0
 __all__ = ['LOG_NAME', 'EVENTS', 'STOP_REASONS', 'RunLogError', 'LogReader', 'RunLog', 'sb3_callback', 'RunLogCallback',
@@ -31,70 +32,141 @@ def _log_path(run_dir) -> Path:
     return p if p.suffix == ".jsonl" else p/LOG_NAME
 
 def _as_number(v):
-    "`v` as a plain `int` or `float` (numpy and torch scalars included), or None when it is not one number."
+    "`v` as a plain `int` or `float` (numpy and torch scalars included), or None when it is not one number a float can hold."
     if v is None or isinstance(v, (bool, str, bytes)): return None
-    if isinstance(v, numbers.Integral): return int(v)
+    if isinstance(v, numbers.Integral): return int(v) if abs(int(v)) <= sys.float_info.max else None
     try: return float(v)
     except (TypeError, ValueError): return None
 
-def _encode(o):
-    "A JSON-safe copy of `o`: non-finite floats become strings, numpy/torch scalars numbers, paths strings, anything else `str`."
-    if isinstance(o, float): return o if math.isfinite(o) else ("NaN" if o != o else "Infinity" if o > 0 else "-Infinity")
+def _encode(o, floats=None, at=()):
+    """A JSON-safe copy of `o`: non-finite floats become strings (their paths of keys and indices appended to `floats`),
+    numpy/torch scalars numbers, paths strings, anything else `str`."""
+    if isinstance(o, float):
+        if math.isfinite(o): return o
+        if floats is not None: floats.append(list(at))
+        return "NaN" if o != o else "Infinity" if o > 0 else "-Infinity"
     if o is None or isinstance(o, (bool, int, str)): return o
-    if isinstance(o, dict): return {str(k): _encode(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_encode(v) for v in o]
-    if hasattr(o, "tolist"): return _encode(o.tolist())  # numpy and torch scalars and arrays
+    if isinstance(o, dict): return {str(k): _encode(v, floats, (*at, str(k))) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return [_encode(v, floats, (*at, i)) for i, v in enumerate(o)]
+    if hasattr(o, "tolist"): return _encode(o.tolist(), floats, at)  # numpy and torch scalars and arrays
     n = _as_number(o)
-    return str(o) if n is None else _encode(n)
+    return str(o) if n is None else _encode(n, floats, at)
 
 def _decode(o):
-    "Inverse of `_encode` for numbers: the strings `NaN`/`Infinity`/`-Infinity` become floats again."
+    "Inverse of `_encode` for fields that hold only numbers (metric values, rewards): `NaN`/`Infinity`/`-Infinity` become floats again."
     if isinstance(o, str): return _NONFINITE.get(o, o)
     if isinstance(o, dict): return {k: _decode(v) for k, v in o.items()}
     if isinstance(o, list): return [_decode(v) for v in o]
     return o
 
 # %% ../nbs/10_tracking.ipynb #da10f96e
+_MAX_STEP = 2**63                 # steps and counts are int64 in every tool that reads them back (pandas, numpy, TensorBoard)
+_FREE = ("config", "data")        # the free-form fields, where a non-finite float is written with its path in `floats`
+
+def _is_step(v) -> bool: return type(v) is int and -_MAX_STEP <= v < _MAX_STEP
+def _is_number(v) -> bool: return type(v) is float or (type(v) is int and abs(v) <= sys.float_info.max)
+def _numbers(d) -> bool: return isinstance(d, dict) and all(map(_is_number, d.values()))
+
+# per record type: field -> (check, default when missing; _REQUIRED when it must be there)
+_REQUIRED = object()
+_FIELDS = {
+    "metric": {"step": (_is_step, _REQUIRED), "values": (_numbers, _REQUIRED)},
+    "event":  {"event": (lambda v: isinstance(v, str), _REQUIRED), "step": (lambda v: v is None or _is_step(v), None),
+               "message": (lambda v: isinstance(v, str), ""), "data": (lambda v: isinstance(v, dict), {}),
+               "reason": (lambda v: v is None or isinstance(v, str), None)},
+    "sample": {"step": (_is_step, _REQUIRED), "prompt": (lambda v: isinstance(v, str), _REQUIRED),
+               "completion": (lambda v: isinstance(v, str), _REQUIRED), "rewards": (_numbers, {})},
+    "config": {"config": (lambda v: isinstance(v, dict), _REQUIRED)},
+}
+
+def _restore_floats(rec):
+    "Put back the non-finite floats whose paths the writer listed in `floats` (paths that lead elsewhere are ignored)."
+    for path in rec.pop("floats", None) or ():
+        if not (isinstance(path, list) and path and path[0] in _FREE and path[0] in rec): continue
+        box, key = rec, path[0]
+        for k in path[1:]:
+            box = box[key]
+            if not ((isinstance(box, dict) and isinstance(k, str) and k in box) or
+                    (isinstance(box, list) and type(k) is int and 0 <= k < len(box))): break
+            key = k
+        else:
+            if isinstance(box[key], str) and box[key] in _NONFINITE: box[key] = _NONFINITE[box[key]]
+
+def _check(rec) -> tuple[str, list]:
+    """What is wrong with record `rec` ('' when it is well formed), and the names of the values and rewards that are not
+    numbers (dropped from it). Decodes its numbers in place."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("type"), str): return "is not a run-log record (no 'type')", []
+    t = rec.setdefault("time", None)
+    if t is not None and not (_is_number(t) and math.isfinite(t)): return f"has time={json.dumps(t)[:40]}, not a number", []
+    dropped = []
+    for k in ("values", "rewards"):
+        if isinstance(rec.get(k), dict):
+            rec[k] = {n: v for n, v in _decode(rec[k]).items() if _is_number(v) or dropped.append(n)}
+    for name, (ok, default) in _FIELDS.get(rec["type"], {}).items():
+        if name not in rec:
+            if default is _REQUIRED: return f"is a {rec['type']} record without '{name}'", dropped
+            if name != "reason": rec[name] = type(default)() if isinstance(default, dict) else default
+        elif not ok(rec[name]): return f"is a {rec['type']} record whose '{name}' is {json.dumps(rec[name])[:80]}, not what a run log holds there", dropped
+    _restore_floats(rec)
+    return "", dropped
+
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+def _mend(o):
+    "`o` with every lone surrogate in its strings replaced by U+FFFD (so that it can be shown and saved as UTF-8)."
+    if isinstance(o, str): return re.sub("[\ud800-\udfff]", "\ufffd", o)
+    if isinstance(o, dict): return {_mend(k): _mend(v) for k, v in o.items()}
+    if isinstance(o, list): return [_mend(v) for v in o]
+    return o
+
 def _parse(raw: bytes, path, lineno: int):
-    "The record on one complete line, or None (with a warning) when the line is not a JSON object with a `type`."
+    "The record on one complete line, or None (with a warning naming the file and line) when it is not a well-formed record."
     if not raw.strip(): return None
-    try: rec = json.loads(raw)
-    except ValueError as e:
-        warnings.warn(f"{path}: line {lineno} is not valid JSON ({e}); skipped it.", stacklevel=3)
+    try:
+        rec = json.loads(raw)
+        if _SURROGATE.search(raw): rec = _mend(rec)      # a lone surrogate (a non-UTF-8 path) cannot be shown: U+FFFD instead
+    except (ValueError, RecursionError) as e:
+        warnings.warn(f"{path}: line {lineno} is not valid JSON ({str(e)[:120]}); skipped it.", stacklevel=3)
         return None
-    if not isinstance(rec, dict) or "type" not in rec:
-        warnings.warn(f"{path}: line {lineno} is not a run-log record (no 'type'); skipped it.", stacklevel=3)
+    bad, dropped = _check(rec)
+    if bad:
+        warnings.warn(f"{path}: line {lineno} {bad}; skipped it.", stacklevel=3)
         return None
-    for k in ("values", "rewards", "data", "config"):
-        if k in rec: rec[k] = _decode(rec[k])
+    if dropped: warnings.warn(f"{path}: line {lineno} has values that are not numbers ({', '.join(map(repr, dropped[:5]))}); dropped them.", stacklevel=3)
     return rec
+
+# %% ../nbs/10_tracking.ipynb #0866fdf1
+_READ_CHUNK = 4 << 20             # bytes per read: a big log is parsed as it streams in, never held whole
+
+def _open_log(path: Path, flags: int, mode: int = 0o644):
+    "`os.open` of a log that refuses a symbolic link (`TrustError`); None when the file is missing and `flags` do not create it."
+    contained(path.parent, path.name)                # names the link and its target
+    try: return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), mode)
+    except FileNotFoundError:
+        if flags & os.O_CREAT: raise
+        return None
+    except OSError as e:
+        if e.errno != errno.ELOOP: raise
+        raise TrustError(f"{str(path)!r} is a symbolic link; alignkit does not follow links inside a run folder. "
+                         "Replace it with the real file.") from None
 
 class LogReader:
     "Follow the log of `run_dir` (or a `.jsonl` path): `poll()` returns the records completed since the last call."
     def __init__(self, run_dir):
         self.path = _log_path(run_dir)
         self.offset, self.lines = 0, 0  # bytes and lines consumed so far
-        self._lock = threading.Lock()
+        self._file, self._lock = None, threading.Lock()   # (device, inode) of the file read so far
 
-    def poll(self) -> list[dict]:
-        "New complete records since the last call (a partial last line waits for its newline); [] while the file does not exist."
+    def poll(self, max_bytes: int | None = None) -> list[dict]:
+        """New complete records since the last call (a partial last line waits for its newline); [] while the file does not
+        exist. `max_bytes`: stop after about that many bytes of lines (call again for the rest)."""
         with self._lock:
-            try: f = open(self.path, "rb")
-            except FileNotFoundError: return []
-            with f:
-                if os.fstat(f.fileno()).st_size < self.offset:
-                    warnings.warn(f"{self.path} shrank (replaced or truncated); reading it again from the start.", stacklevel=2)
-                    self.offset, self.lines = 0, 0
+            fd = _open_log(self.path, os.O_RDONLY)
+            if fd is None: return []
+            with open(fd, "rb", buffering=0) as f:
+                self._same_file(os.fstat(fd))
                 f.seek(self.offset)
-                chunk = f.read()
-            end = chunk.rfind(b"\n") + 1
-            self.offset += end
-            out = []
-            for raw in chunk[:end].split(b"\n")[:-1]:
-                self.lines += 1
-                rec = _parse(raw, self.path, self.lines)
-                if rec is not None: out.append(rec)
-            return out
+                return self._read(f, max_bytes)
 
     def follow(self, timeout: float | None = None, interval: float = 0.2):
         "Yield records as they arrive, polling every `interval` s; ends after `timeout` s without a new record (None: never)."
@@ -108,10 +180,43 @@ class LogReader:
 
     def __repr__(self): return f"LogReader({str(self.path)!r}, offset={self.offset})"
 
+# %% ../nbs/10_tracking.ipynb #ab69f49b
+@patch
+def _same_file(self: LogReader, st):
+    "Start again from the top when the file is another one (replaced: a new inode) or shorter than what was read (truncated)."
+    file = (st.st_dev, st.st_ino)
+    if self._file not in (None, file) or st.st_size < self.offset:
+        how = "was replaced by another file" if self._file not in (None, file) else "shrank (truncated)"
+        warnings.warn(f"{self.path} {how}; reading it again from the start.", stacklevel=3)
+        self.offset, self.lines = 0, 0
+    self._file = file
+
+@patch
+def _read(self: LogReader, f, max_bytes):
+    "Parse the complete lines from the current position, `_READ_CHUNK` bytes a read, up to about `max_bytes` of them."
+    out, buf, used = [], bytearray(), 0
+    while True:
+        room = _READ_CHUNK if max_bytes is None else max_bytes - used - len(buf)
+        if room <= 0:
+            if used: break                    # the batch is full; the rest waits for the next poll
+            room = _READ_CHUNK                # one line longer than max_bytes: read on to its end
+        chunk = f.read(min(room, _READ_CHUNK))
+        if not chunk: break
+        buf += chunk
+        end = buf.rfind(b"\n") + 1
+        if not end: continue
+        for raw in bytes(buf[:end]).split(b"\n")[:-1]:
+            self.lines += 1
+            if (rec := _parse(raw, self.path, self.lines)) is not None: out.append(rec)
+        used += end
+        del buf[:end]
+    self.offset += used
+    return out
+
 # %% ../nbs/10_tracking.ipynb #748d4957
 def _check_step(step, what: str) -> int:
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise RunLogError(f"{what} got step={step!r} ({type(step).__name__}); the step must be an integer (the trainer's global step or the environment step count).")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not -_MAX_STEP <= step < _MAX_STEP:
+        raise RunLogError(f"{what} got step={step!r} ({type(step).__name__}); the step must be an integer (the trainer's global step or the environment step count) that fits in 64 bits.")
     return int(step)
 
 class RunLog:
@@ -127,21 +232,29 @@ class RunLog:
 
     # --- writing ---
     def _open(self):
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if os.fstat(fd).st_size:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n": os.write(fd, b"\n")  # end a line torn by a crash
+        fd = _open_log(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)   # never through a symbolic link
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n": os.write(fd, b"\n")  # end a line torn by a crash or a failed write
+        except BaseException: os.close(fd); raise
         return fd
 
     def _write(self, rec: dict):
-        line = json.dumps(_encode(rec), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+        floats = []
+        out = _encode(rec, floats)
+        if (marks := [p for p in floats if p[0] in _FREE]): out["floats"] = marks
+        # a path from another system may hold lone surrogates: written as JSON escapes (\\udcff), read back as U+FFFD
+        line = json.dumps(out, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8", "backslashreplace") + b"\n"
         with self._lock:
             if self._fd is None:
                 self._fd = self._open()
                 self._closer = weakref.finalize(self, os.close, self._fd)  # closes the file when the RunLog is collected
             view = memoryview(line)
-            while view: view = view[os.write(self._fd, view):]  # one call; loops only if the OS writes part of it
+            try:
+                while view: view = view[os.write(self._fd, view):]  # one call; loops only if the OS writes part of it
+            except OSError:               # disk full, quota, I/O error: this line may be torn. Close, so that the next
+                self._closer(); self._fd = None   # write reopens the log and starts on a fresh line
+                raise
 
     def log_config(self, config: dict):
         "Record the run's settings (a dict; values that are not JSON are stored as their `str`)."
@@ -244,7 +357,8 @@ class RunLog:
     def total_steps(self) -> int | None:
         "`total_steps` of the last start/resume event, when the trainer knew it."
         starts = [e for e in self._of("event") if e["event"] in ("start", "resume")]
-        return starts[-1]["data"].get("total_steps") if starts else None
+        n = starts[-1]["data"].get("total_steps") if starts else None
+        return n if _is_step(n) and n > 0 else None
 
     def summary(self) -> str:
         "One paragraph: steps, the last value of each metric, and the events so far."
@@ -263,7 +377,9 @@ class RunLog:
         return s + "."
 
     def __repr__(self): return f"RunLog({str(self.run_dir)!r}): {self.summary()}"
-    def _repr_markdown_(self): return f"**RunLog** `{self.run_dir}`: {self.summary()}"
+    def _repr_html_(self):   # HTML, every piece escaped: a run's folder name and metric names are anyone's text
+        e = html.escape
+        return f"<b>RunLog</b> <code>{e(str(self.run_dir))}</code>: {e(self.summary())}"
 
 # %% ../nbs/10_tracking.ipynb #046138be
 def _jsonable(o) -> bool:

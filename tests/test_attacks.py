@@ -316,3 +316,14 @@ def test_trainer_checkpoint_pickle_canary(tmp_path):
     with pytest.raises(ak.TrustError, match="pickled Python objects"):
         ak.Run.open(d).resume(background=False)
     assert not (tmp_path/"canary").exists()
+
+
+def test_run_dir_path_that_is_not_utf8(tmp_path):
+    "A run folder whose name is not valid UTF-8 (bytes from another system): a clear error before anything loads, nothing written."
+    d = tmp_path/os.fsdecode(b"run-\xff")
+    with pytest.raises(ak.ConfigError, match="not valid UTF-8"):
+        ak.sft("no-such-model-anywhere", SFT, output_dir=d, background=False, lora=0, **TINY)
+    assert not d.exists()
+    log = ak.RunLog(tmp_path/"ok")                  # a log may still name such a path: written and read back, shown as U+FFFD
+    log.log_event("checkpoint", step=1, path=str(d))
+    assert ak.RunLog.read(tmp_path/"ok")[0]["data"]["path"].endswith("run-\ufffd")

@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/dashboard_export.html.md"""
 
 # %% ../../nbs/14_dashboard_export.ipynb #1e8b4c06
 from __future__ import annotations
-import html, os, shutil, subprocess, tempfile
+import base64, hashlib, html, os, re, shutil, subprocess, tempfile
 from pathlib import Path
 from fastcore.basics import patch
 from ..core import AlignkitError
@@ -16,6 +16,17 @@ from .views import *
 __all__ = ['state_html', 'find_chromium', 'html_to_png']
 
 # %% ../../nbs/14_dashboard_export.ipynb #c0cbd409
+_SCRIPT = re.compile(r"<script[^>]*>(.*?)</script>", re.S)
+
+def _csp(scripts_html: str) -> str:
+    """A Content-Security-Policy meta tag that lets the page run exactly the scripts in `scripts_html` (plotly's: plotly.js
+    and each figure's call with its JSON), by their SHA-256, and load nothing: no network, no file, images only `data:`."""
+    digests = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in _SCRIPT.findall(scripts_html))
+    digests = digests or "'none'"
+    policy = (f"default-src 'none'; script-src {digests}; style-src 'unsafe-inline'; img-src data:; "
+              "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+    return f'<meta http-equiv="Content-Security-Policy" content="{html.escape(policy)}">'
+
 def state_html(state, max_points:int=2000, height:int=260, static:bool=False) -> str:
     "The state as a complete HTML page: header, every panel (plotly.js inline, once), samples; all text escaped. `static`: no modebar (for PNG)."
     config = dict(displaylogo=False, responsive=True, displayModeBar=not static)
@@ -24,14 +35,17 @@ def state_html(state, max_points:int=2000, height:int=260, static:bool=False) ->
                 default_height=f"{height}px", config=config) for i, p in enumerate(state.panels)]
         head, samples = header_html(state), samples_html(state)
     name = html.escape(state.run_dir.name if state.run_dir else "run")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>alignkit · " + name + "</title></head>"
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>" + _csp("".join(figs)) + "<title>alignkit · " + name + "</title></head>"
             "<body style='margin:12px;background:white'>" + head +
             "<div style='display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:6px'>" +
             "".join(f"<div>{f}</div>" for f in figs) + "</div>" + samples + "</body></html>")
 
 # %% ../../nbs/14_dashboard_export.ipynb #4b7e0c91
-_CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run")
+# no network at all: every host name resolves to nothing, and every request (IP literals, loopback) goes to a proxy
+# whose name resolves to nothing; the page's own Content-Security-Policy forbids loads too
+_CHROMIUM_FLAGS = ("--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                   "--no-first-run", "--disable-sync", "--disable-extensions", "--host-resolver-rules=MAP * ~NOTFOUND",
+                   "--proxy-server=http://no-network.invalid:9", "--proxy-bypass-list=<-loopback>")
 
 def find_chromium(chromium:str|None=None) -> str:
     "The Chromium/Chrome to use: `chromium`, else `$ALIGNKIT_CHROMIUM`, else the first one on PATH."
@@ -43,7 +57,8 @@ def find_chromium(chromium:str|None=None) -> str:
 
 # %% ../../nbs/14_dashboard_export.ipynb #8e3a1d52
 def html_to_png(doc:str, path, width:int=1200, height:int=900, chromium:str|None=None, timeout:float=120) -> Path:
-    "Render the HTML page `doc` with headless Chromium into the PNG `path` (the page's scripts get 15 s of virtual time)."
+    """Render the HTML page `doc` with headless Chromium, sandboxed and offline, into the PNG `path` (the page's scripts get
+    15 s of virtual time). As root, where Chromium refuses its sandbox, it runs with `--no-sandbox`."""
     exe, path = find_chromium(chromium), Path(path).absolute()
     path.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="alignkit-png-") as tmp:
@@ -52,6 +67,8 @@ def html_to_png(doc:str, path, width:int=1200, height:int=900, chromium:str|None
         cmd = [exe, *_CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile", "--hide-scrollbars", f"--window-size={width},{height}",
                "--virtual-time-budget=15000", f"--screenshot={path}", page.as_uri()]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if not path.exists() and getattr(os, "geteuid", lambda: -1)() == 0:     # root: Chromium will not start sandboxed
+            res = subprocess.run([exe, "--no-sandbox", *cmd[1:]], capture_output=True, text=True, timeout=timeout)
     if not path.exists():
         raise AlignkitError(f"Chromium ({exe}) wrote no PNG to {path} (exit code {res.returncode}): {res.stderr[-800:]}")
     return path

@@ -133,28 +133,54 @@ def assign_panels(names, specs=None) -> list:
     return [panels[s.key] for s in specs if s.key in panels]
 
 # %% ../../nbs/12_dashboard_state.ipynb #67d50b20
+def _bucket_points(x, y, width):
+    "Indices of the points of (`x`, `y`) that buckets of `width` steps keep: each one's first, last, min, max and first non-finite."
+    b = np.floor(x / width)
+    order = np.argsort(b, kind="stable")
+    b, fin = b[order], np.isfinite(y[order])
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    ends = np.r_[starts[1:], len(b)] - 1
+    yo = y[order]
+    hi = np.lexsort((np.where(fin, yo, -np.inf), b))[ends]     # b is sorted: lexsort keeps the buckets where they are
+    lo = np.lexsort((np.where(fin, yo, np.inf), b))[starts]
+    bad = np.lexsort((fin, b))[starts]
+    return order[np.unique(np.concatenate([starts, ends, hi, lo, bad[~fin[bad]]]))]
+
 class Series:
-    "A growing (step, value) series in numpy arrays: amortised appends, views without copies."
-    def __init__(self): self._x, self._y, self.n = np.empty(64), np.empty(64), 0
+    "A (step, value) series in numpy arrays, every point up to `max_points`, then merged into buckets: memory flat in steps."
+    def __init__(self, max_points:int=10_000):
+        self.max_points, self.width = max(50, int(max_points)), 0.0     # width: steps per bucket (0: every point kept)
+        self._x, self._y, self.n = np.empty(64), np.empty(64), 0
+        self.version = 0                  # bumped on every change (the number of points kept may stay the same)
     def extend(self, steps, values):
         k = len(steps)
+        if not k: return
         if self.n + k > len(self._x):
             cap = max(self.n + k, 2*len(self._x))
             self._x, self._y = np.resize(self._x, cap), np.resize(self._y, cap)
         self._x[self.n:self.n+k], self._y[self.n:self.n+k] = steps, values
-        self.n += k
+        self.n += k; self.version += 1
+        if self.n > self.max_points: self._merge()
+    def _merge(self):
+        x, y = self.steps, self.values
+        span, w = float(np.nanmax(x) - np.nanmin(x)), max(self.width, 1.0)
+        while span / w >= self.max_points // 10: w *= 2
+        keep = _bucket_points(x, y, w)
+        x, y = x[keep], y[keep]
+        self._x, self._y, self.n, self.width = np.resize(x, 2*self.max_points), np.resize(y, 2*self.max_points), len(keep), w
     def truncate_after(self, step):
         "Drop the points logged after `step` (a run resumed from the checkpoint at `step` logs them again)."
         keep = self.steps <= step
         if not keep.all():
             x, y = self.steps[keep].copy(), self.values[keep].copy()
             self.n = 0; self.extend(x, y)
+            self.version += 1
     @property
     def steps(self): return self._x[:self.n]
     @property
     def values(self): return self._y[:self.n]
     def __len__(self): return self.n
-    def __repr__(self): return f"Series({self.n} points)"
+    def __repr__(self): return f"Series({self.n} points" + (f", buckets of {self.width:g} steps)" if self.width else ")")
 
 # %% ../../nbs/12_dashboard_state.ipynb #9d2a4f61
 def downsample(y, max_points:int=2000) -> np.ndarray:
@@ -210,16 +236,22 @@ ALARM_LABELS = dict(nonfinite_loss="NaN/inf loss", kl="KL too high", reward_std_
                     length_pinned="length pinned at max", router_collapse="router collapse", other="alarm")
 
 # %% ../../nbs/12_dashboard_state.ipynb #90c01f52
+_BATCH_BYTES = 4 << 20        # `update` reads the log 4 MB at a time: memory is one batch of records, however long the run
+_MAX_KEPT = 1000              # events, checkpoints and alarms kept (the log holds them all)
+
 def _num(v):
-    "A float from a logged value, or None for what is not a number (None, text)."
-    if isinstance(v, (bool, int, float)): return float(v)
+    "A float from a logged value, or None for what is not a number (None, text, a list)."
     try: return float(v)
-    except (TypeError, ValueError): return None
+    except (TypeError, ValueError, OverflowError): return None
+
+def _count(v) -> bool:
+    "True for a positive step count (`total_steps`, `max_steps`) as a log may hold it."
+    return type(v) is int and 0 < v < 2**63
 
 class DashboardState:
     """Everything a dashboard shows, as plain data: per-metric series, progress, throughput, events, alarms, latest samples.
     `source`: a run directory or `LogReader` (read-only), a `RunLog` (alarms are also written to it), or None (`feed` only)."""
-    def __init__(self, source=None, alarms=None, max_samples:int=20, rate_window:int=50):
+    def __init__(self, source=None, alarms=None, max_samples:int=20, rate_window:int=50, max_history:int=10_000):
         self.reader, self.log, self.run_dir = None, None, None
         if source is not None:
             from alignkit.tracking import LogReader
@@ -229,7 +261,8 @@ class DashboardState:
             else: raise ConfigError(f"DashboardState({source!r}): pass a run directory, a RunLog, a LogReader or None.")
             self.run_dir = Path(self.reader.path).parent
         self.alarm_config = AlarmConfig.of(alarms)
-        self.config, self.series, self.events, self.checkpoints = {}, {}, [], []
+        self.config, self.series, self.max_history = {}, {}, max_history   # max_history: points kept per metric (Series)
+        self.events, self.checkpoints = deque(maxlen=_MAX_KEPT), deque(maxlen=_MAX_KEPT)
         self.samples = deque(maxlen=max_samples)
         self.alarms = {}                   # key -> Alarm, in the order they fired
         self.step, self.total_steps = 0, None
@@ -241,8 +274,10 @@ class DashboardState:
         self._rate, self._streak, self._lock = deque(maxlen=rate_window), {}, threading.RLock()
 
     def update(self) -> int:
-        "Read the records written to the run's log since the last call and apply them; returns how many."
-        return self.feed(self.reader.poll()) if self.reader is not None else 0
+        "Read the records written to the run's log since the last call, a batch at a time, and apply them; returns how many."
+        n = 0
+        while self.reader is not None and (recs := self.reader.poll(max_bytes=_BATCH_BYTES)): n += self.feed(recs)
+        return n
 
     def feed(self, records) -> int:
         "Apply log records (dicts as `RunLog` writes them: config, metric, event, sample); returns how many."
@@ -281,7 +316,7 @@ def _tick(self:DashboardState, r):
 def _config(self:DashboardState, r):
     self.config.update(r.get("config") or {})
     ms = self.config.get("max_steps")
-    if self.total_steps is None and isinstance(ms, int) and ms > 0: self.total_steps = ms
+    if self.total_steps is None and _count(ms): self.total_steps = ms
 
 @patch
 def _metric(self:DashboardState, r, pending):
@@ -295,7 +330,7 @@ def _metric(self:DashboardState, r, pending):
 @patch
 def _flush(self:DashboardState, pending):
     for name, (xs, ys) in pending.items():
-        self.series.setdefault(name, Series()).extend(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+        self.series.setdefault(name, Series(self.max_history)).extend(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
 
 # %% ../../nbs/12_dashboard_state.ipynb #c7e2d913
 @patch
@@ -304,7 +339,7 @@ def _event(self:DashboardState, r):
     self.events.append(r)
     if ev in ("start", "resume"):
         self.status = "running"
-        if data.get("total_steps"): self.total_steps = int(data["total_steps"])
+        if _count(data.get("total_steps")): self.total_steps = data["total_steps"]
         if ev == "resume" and isinstance(step, int):
             for s in self.series.values(): s.truncate_after(step)
             self.step = step
@@ -321,14 +356,15 @@ def _event(self:DashboardState, r):
 @patch
 def _seen_alarm(self:DashboardState, r, add=False):
     "Take an alarm (or error) event from the log into `alarms`, keyed so that it is not raised again."
-    data = r.get("data") or {}
-    key = data.get("key") or f"other:{r.get('message', '')}"
-    if not data.get("key") and isinstance(data.get("loss"), float) and not math.isfinite(data["loss"]):
+    data = r.get("data") if isinstance(r.get("data"), dict) else {}
+    key = data.get("key") if isinstance(data.get("key"), str) and ":" in data["key"] else None   # "<kind>:<metric>"
+    loss = data.get("loss")           # a float, or the string of a log written before non-finite floats were marked
+    if key is None and ((isinstance(loss, float) and not math.isfinite(loss)) or loss in ("NaN", "Infinity", "-Infinity")):
         key, add = "nonfinite_loss:loss", True        # RunLogCallback's own non-finite-loss event
-    if key in self.alarms or not (add or data.get("key")): return
-    v = _num(data.get("value", data.get("loss")))
-    self.alarms[key] = Alarm(key, key.split(":")[0], data.get("metric", key.split(":", 1)[1]), r.get("step"),
-                             math.nan if v is None else v, r.get("message", ""))
+    if not (key or add) or (key := key or f"other:{r.get('message', '')}") in self.alarms or len(self.alarms) >= _MAX_KEPT: return
+    v, metric = _num(data.get("value", loss)), data.get("metric")
+    self.alarms[key] = Alarm(key, key.split(":")[0], metric if isinstance(metric, str) else key.split(":", 1)[1],
+                             r.get("step"), math.nan if v is None else v, str(r.get("message", "")))
 
 @patch
 def _raise(self:DashboardState, kind, metric, step, value, message):

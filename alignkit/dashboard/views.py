@@ -17,6 +17,10 @@ from .state import *
 __all__ = ['panel_layout', 'header_html', 'samples_html', 'Dashboard', 'open_run']
 
 # %% ../../nbs/13_dashboard_views.ipynb #89583913
+def _text(s) -> str:
+    "`s` for plotly's text (trace names, titles): plotly reads `<b>`, `<a href>`, `<span style>`… there, so `<`, `>`, `&` go as entities."
+    return html.escape(str(s), quote=False)
+
 def _rgba(hex_color, alpha):
     h = hex_color.lstrip("#")
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
@@ -36,12 +40,12 @@ def traces(self:DashboardState, panel, max_points:int=2000) -> list:
                 _, im, isd = np.intersect1d(x, sd.steps, return_indices=True)   # the steps that logged both
                 bx, bm, bs = x[im], y[im], sd.values[isd]
                 bi = downsample(bm, max_points)
-                edge = dict(type="scatter", name=f"{name} ± std", x=bx[bi], mode="lines", yaxis=axis, legendgroup=name,
+                edge = dict(type="scatter", name=_text(f"{name} ± std"), x=bx[bi], mode="lines", yaxis=axis, legendgroup=name,
                             line=dict(width=0, color=color), showlegend=False, hoverinfo="skip")
                 out += [dict(edge, y=(bm + bs)[bi]), dict(edge, y=(bm - bs)[bi], fill="tonexty", fillcolor=_rgba(color, 0.18))]
             idx = downsample(y, max_points)
             yv = y[idx]
-            out.append(dict(type="scatter", name=name, x=x[idx], y=np.where(np.isfinite(yv), yv, np.nan), yaxis=axis,
+            out.append(dict(type="scatter", name=_text(name), x=x[idx], y=np.where(np.isfinite(yv), yv, np.nan), yaxis=axis,
                             mode="lines" if len(idx) > 1 else "markers", legendgroup=name,
                             line=dict(color=color, width=1.5, dash="dot" if name.startswith("eval_") else "solid")))
     return out
@@ -51,12 +55,12 @@ _GRID = dict(showgrid=True, gridcolor="#ebf0f8", linecolor="#ebf0f8", zerolineco
 
 def panel_layout(panel, height:int=260, width:int|None=None) -> dict:
     "The plotly layout of `panel`: title, the step axis, a right-hand axis when it has one, the legend under the plot."
-    lay = dict(title=dict(text=panel.title, x=0.01, y=0.98, yanchor="top", font=dict(size=14)), height=height, width=width,
+    lay = dict(title=dict(text=_text(panel.title), x=0.01, y=0.98, yanchor="top", font=dict(size=14)), height=height, width=width,
                template="none", paper_bgcolor="white", plot_bgcolor="white", font=dict(color="#2a3f5f"),
                showlegend=True, hovermode="x unified", uirevision=panel.key, margin=dict(l=55, r=60 if panel.y2 else 15, t=32, b=20),
                legend=dict(orientation="h", x=0, xanchor="left", y=-0.12, yanchor="top", font=dict(size=10)),
-               xaxis=dict(_GRID, title=None, hoverformat=",d"), yaxis=dict(_GRID, title=dict(text=panel.y_title)))
-    if panel.y2: lay["yaxis2"] = dict(_GRID, title=dict(text=panel.y2_title), overlaying="y", side="right", showgrid=False)
+               xaxis=dict(_GRID, title=None, hoverformat=",d"), yaxis=dict(_GRID, title=dict(text=_text(panel.y_title))))
+    if panel.y2: lay["yaxis2"] = dict(_GRID, title=dict(text=_text(panel.y2_title)), overlaying="y", side="right", showgrid=False)
     return lay
 
 @patch
@@ -84,8 +88,8 @@ def _fmt_duration(s):
 def header_html(state) -> str:
     "The header: run name, status, step / total with a bar, ETA, throughput and alarms; all text escaped."
     e, st = html.escape, state.status
-    bits = [f'<span class="ak-step" data-step="{state.step}">step {state.step:,}'
-            f'{" / " + format(state.total_steps, ",") if state.total_steps else ""}</span>']
+    bits = [f'<span class="ak-step" data-step="{int(state.step)}">step {int(state.step):,}'
+            f'{" / " + format(int(state.total_steps), ",") if state.total_steps else ""}</span>']
     pct = min(1.0, state.step/state.total_steps) if state.total_steps else None
     if pct is not None: bits.append(f"{pct:.0%}")
     if (eta := state.eta) is not None: bits.append(f"ETA {_fmt_duration(eta)}")
@@ -93,7 +97,7 @@ def header_html(state) -> str:
     if state.live and state.last_time and time.time() - state.last_time > 120:
         bits.append(f"no new record for {_fmt_duration(time.time() - state.last_time)}")
     if state.stop_requested and state.live: bits.append("stop requested")
-    if state.checkpoints: bits.append(f"checkpoint at step {state.checkpoints[-1].get('step')}")
+    if state.checkpoints: bits.append(f"checkpoint at step {e(str(state.checkpoints[-1].get('step')))}")
     out = ['<div class="ak-header" style="font-family:system-ui,sans-serif;font-size:13px;line-height:1.6">',
            f'<b style="font-size:15px">{e(state.run_dir.name if state.run_dir else "run")}</b> '
            f'<span class="ak-status" style="background:{_STATUS_COLOR.get(st, "#6b7280")};color:white;border-radius:4px;'
@@ -196,7 +200,7 @@ class Dashboard:
 def _draw_panel(self:Dashboard, p):
     import plotly.graph_objects as go
     series = self.state.series
-    sig = tuple((n, len(series[n]), len(series[p.bands[n]]) if n in p.bands else 0) for n in p.metrics)
+    sig = tuple((n, series[n].version, series[p.bands[n]].version if n in p.bands else 0) for n in p.metrics)
     old = self._drawn.get(p.key)
     if old == sig: return
     traces, fig = self.state.traces(p, self.max_points), self.figures.get(p.key)
