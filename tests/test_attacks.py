@@ -327,3 +327,18 @@ def test_run_dir_path_that_is_not_utf8(tmp_path):
     log = ak.RunLog(tmp_path/"ok")                  # a log may still name such a path: written and read back, shown as U+FFFD
     log.log_event("checkpoint", step=1, path=str(d))
     assert ak.RunLog.read(tmp_path/"ok")[0]["data"]["path"].endswith("run-\ufffd")
+
+
+def test_watcher_stops_for_a_killed_run(tmp_path):
+    "A run killed without a final record: once its lock is gone the dashboard calls it failed and stops following it."
+    d = tmp_path/"run"
+    lock = claim_run_dir(d, "sft")
+    log = ak.RunLog(d)
+    log.log_event("start", step=0, total_steps=10); log.log_metrics(1, {"loss": 1.0})
+    dash = ak.open_run(d, interval=0.05)
+    assert dash.state.live and dash.watching
+    lock.release()                                   # what the OS does when the training process dies
+    for _ in range(200):
+        if not dash.watching: break
+        time.sleep(0.05)
+    assert not dash.watching and dash.state.status == "failed"

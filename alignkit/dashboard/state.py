@@ -419,7 +419,11 @@ def _length_alarm(self:DashboardState, name, step, v, what):
 # %% ../../nbs/12_dashboard_state.ipynb #f0d3a6b8
 @patch(as_prop=True)
 def live(self:DashboardState) -> bool:
-    "True while the run may still write records (waiting for its start, or running)."
+    """True while the run may still write records (waiting for its start, or running). A run whose process died without a
+    last record (SIGKILL, power loss) is over once nothing holds its run directory's lock: it shows as failed."""
+    if self.status == "running" and self.run_dir is not None and (self.run_dir/".alignkit-lock").exists():
+        from alignkit.runners import run_dir_busy
+        if not run_dir_busy(self.run_dir): self.status = "failed"
     return self.status in ("waiting", "running")
 
 @patch(as_prop=True)
