@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #e7dc4492
 from __future__ import annotations
-import csv, html, json, numbers, os
+import csv, html, io, json, numbers, os, sys
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -56,8 +56,8 @@ class Problem(NamedTuple):
         if self.field is not None: where.append(f"{'field' if self.index is not None else 'column'} {self.field!r}")
         return f"{', '.join(where) + ': ' if where else ''}expected {self.expected}, got {self.got}"
 
-class DataError(AlignkitError, ValueError):
-    "Data that does not fit its kind; `.problems` lists what is wrong (up to `MAX_PROBLEMS`), `.n_problems` counts it all."
+class DataError(ConfigError):
+    "Data that does not fit its kind (a `ConfigError`, so a `ValueError` too); `.problems` lists what is wrong (up to `MAX_PROBLEMS`), `.n_problems` counts it all."
     def __init__(self, what:str, problems=(), n_problems:int|None=None, hint:str=""):
         self.problems = list(problems)
         self.n_problems = len(self.problems) if n_problems is None else n_problems
@@ -209,17 +209,17 @@ def _cat(v):
     if isinstance(v, dict): return "dict"
     return type(v)
 
-def _same(a, b) -> bool:
-    "Whether `b` (read back from Arrow) is the value `a`, type included."
+def _same(a, b, keys:bool=False) -> bool:
+    "Whether `b` (read back from Arrow) is the value `a`, type included (`keys`: dicts must have the same keys, not just values)."
     ta = type(a)
     if ta is type(b):
         if ta is str or ta is int or ta is bool or a is None: return a == b
-        if ta is list: return len(a) == len(b) and all(map(_same, a, b))
-        if ta is dict and a.keys() == b.keys(): return all(_same(v, b[k]) for k, v in a.items())
+        if ta is list: return len(a) == len(b) and all(_same(x, y, keys) for x, y in zip(a, b))
+        if ta is dict and a.keys() == b.keys(): return all(_same(v, b[k], keys) for k, v in a.items())
     ca = _cat(a)
     if ca != _cat(b): return False
-    if ca == "list": return len(a) == len(b) and all(map(_same, a, b))
-    if ca == "dict": return all(_same(a.get(k), b.get(k)) for k in a.keys() | b.keys())
+    if ca == "list": return len(a) == len(b) and all(_same(x, y, keys) for x, y in zip(a, b))
+    if ca == "dict": return (not keys or a.keys() == b.keys()) and all(_same(a.get(k), b.get(k), keys) for k in a.keys() | b.keys())
     if ca == "float" and a != a: return b != b
     if ca == "float" and a == 0: return b == 0 and np.signbit(a) == np.signbit(b)     # -0.0 is not 0.0 (JSON storage drops the sign)
     return a == b
@@ -227,20 +227,66 @@ def _same(a, b) -> bool:
 def _from_list(rows):
     return datasets.Dataset.from_list(rows, on_mixed_types="use_json")
 
-_EXACT = ("string", "large_string", "bool", "int64")  # flat Arrow types that store a value exactly or refuse it
+def _fingerprint(table) -> str:
+    "A content hash of an Arrow table, batch by batch (datasets' own fingerprint pickles the whole table into Python memory)."
+    import hashlib
+    h = hashlib.sha256(table.schema.serialize())
+    for b in table.to_batches(max_chunksize=_BATCH): h.update(b.serialize())
+    return h.hexdigest()[:16]
 
-def _changed(rows, ds, cols):
-    "Yield (row, column, stored value) for every value that did not come back as it went in."
+def _from_arrow(rows):
+    """The rows converted by Arrow itself (`pa.Table.from_pylist`), which, unlike `Dataset.from_list`, makes no Python copy
+    of them; None when Arrow cannot (mixed types: `_from_list` stores those as JSON)."""
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+    try:
+        table = pa.Table.from_pylist(rows)
+        return datasets.Dataset(InMemoryTable(table), fingerprint=_fingerprint(table))
+    except Exception: return None          # any failure here leaves the conversion to datasets, which reports what it cannot store
+
+_EXACT = ("string", "large_string", "bool", "int64")  # flat Arrow types that store a value exactly or refuse it
+_BATCH = 1000                                          # rows read back from Arrow at a time
+
+def _changed(rows, ds, cols, keys:bool=False):
+    "Yield (row, column, stored value) for every value that did not come back as it went in (see `_same` for `keys`)."
     cols = [c for c in cols if not (isinstance(f := ds.features[c], datasets.Value) and f.dtype in _EXACT)]
     if not cols: return
-    for i, (a, b) in enumerate(zip(rows, ds.select_columns(cols).to_list())):
-        for c in cols:
-            if not _same(a[c], b[c]): yield i, c, b[c]
+    stored = ds.select_columns(cols)
+    for start in range(0, len(rows), _BATCH):                 # a batch at a time: never a second copy of every row
+        batch = stored.select(range(start, min(start + _BATCH, len(rows)))).to_list()
+        for i, (a, b) in enumerate(zip(rows[start:start + _BATCH], batch), start):
+            for c in cols:
+                if not _same(a[c], b[c], keys): yield i, c, b[c]
+
+MAX_DEPTH = 100   # lists and dicts inside one another in a row; far deeper than any chat data, far below Python's recursion limit
+
+def _depth(v, limit:int=MAX_DEPTH) -> int:
+    "How deep lists and dicts nest in `v` (counted without recursion, stopping past `limit`)."
+    todo, deepest = [(v, 0)], 0
+    while todo:
+        x, d = todo.pop()
+        if isinstance(x, (list, tuple, dict)):
+            deepest = max(deepest, d + 1)
+            if deepest > limit: break
+            todo.extend((y, d + 1) for y in (x.values() if isinstance(x, dict) else x))
+    return deepest
+
+def _too_deep(rows, desc, lines=None) -> DataError:
+    "The DataError for rows nested too deep for `datasets` (and Python) to handle, naming each one."
+    P = _Problems(lines)
+    for i, r in enumerate(rows):
+        if _depth(r) > MAX_DEPTH: P.add(i, None, f"values nested at most {MAX_DEPTH} lists/dicts deep", f"deeper than {MAX_DEPTH} (nested too deep for datasets to store)")
+    return DataError(f"{desc}: {P.n or 'some'} row(s) are nested too deep to load", P.items, P.n,
+                     hint=f"Flatten these values (e.g. store deep structures as a JSON string): alignkit reads up to {MAX_DEPTH} levels.")
 
 def _to_dataset(rows, desc, lines=None):
     "A `datasets.Dataset` whose rows equal `rows` exactly, or a DataError naming the values it would not keep."
     cols = list(rows[0])
-    try: ds = _from_list(rows)
+    try:
+        ds = _from_arrow(rows)
+        if ds is not None and next(_changed(rows, ds, cols, keys=True), None) is None: return ds   # Arrow kept every value
+        ds = _from_list(rows)
+    except RecursionError: raise _too_deep(rows, desc, lines) from None
     except _ARROW_ERRORS as e:
         bad = []
         for c in cols:
@@ -339,20 +385,33 @@ def _decode(raw:bytes, desc):
         line = raw[:e.start].count(b"\n") + 1
         raise DataError(f"{desc}: not UTF-8 text", [Problem(None, None, "UTF-8 text", f"byte {raw[e.start]:#04x}", line)]) from None
 
-def _read_jsonl(text, desc):
-    rows, lines, P = [], [], _Problems()
-    for ln, s in enumerate(text.split("\n"), 1):
+def _shown(path) -> str:
+    "`path` as text that prints anywhere: bytes that are not UTF-8 (a name read from disk) appear as `\\xff`."
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+_TOO_DEEP = f"JSON nested too deep to parse (more than about {sys.getrecursionlimit()} levels)"
+
+def _read_jsonl(lines, desc):
+    "Rows and their line numbers from JSON Lines, one line (str or bytes) at a time: the file is never held whole."
+    rows, nums, P = [], [], _Problems()
+    for ln, s in enumerate(lines, 1):
+        if isinstance(s, bytes):
+            try: s = s.decode("utf-8-sig" if ln == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                P.add(None, None, "UTF-8 text", f"byte {s[e.start]:#04x} at column {e.start + 1}", ln); continue
         if not s.strip(): continue
-        try: rows.append(json.loads(s)); lines.append(ln)
+        try: rows.append(json.loads(s)); nums.append(ln)
         except json.JSONDecodeError as e: P.add(None, None, "one JSON object per line", f"invalid JSON ({e.msg}, column {e.colno}): {_short(s.strip())!r}", ln)
+        except RecursionError: P.add(None, None, "one JSON object per line", _TOO_DEEP, ln)
     if P.n: raise DataError(f"{desc}: {P.n} line(s) are not valid JSON", P.items, P.n)
-    return rows, lines
+    return rows, nums
 
 def _read_json(text, desc):
     try: data = json.loads(text)
     except json.JSONDecodeError as e:
-        if e.msg == "Extra data": return _read_jsonl(text, desc)
+        if e.msg == "Extra data": return _read_jsonl(io.StringIO(text), desc)
         raise DataError(f"{desc}: not valid JSON", [Problem(None, None, "valid JSON", f"{e.msg}, column {e.colno}", e.lineno)]) from None
+    except RecursionError: raise DataError(f"{desc}: not readable", [Problem(None, None, "valid JSON", _TOO_DEEP)]) from None
     if not isinstance(data, list):
         keys = f" with keys {', '.join(map(repr, list(data)[:8]))}" if isinstance(data, dict) else ""
         raise DataError(f"{desc}: expected a JSON array of row objects (or JSON Lines), got a {type(data).__name__}{keys}. "
@@ -395,11 +454,13 @@ def _decode_csv(rows, fields):
 
 def _find(path:Path, split, desc):
     "The file to read: `path` itself, or `{split}.jsonl|json|csv` inside the folder `path`."
-    if not path.exists():
-        parent = path.parent if path.parent.exists() else Path(".")
+    try: exists = path.exists()
+    except OSError as e: raise DataError(f"cannot read {_shown(path)!r}: {e.strerror or e}") from None
+    if not exists:
+        parent = path.parent if path.parent.is_dir() else Path(".")
         near = close_matches(path.name, [p.name for p in parent.iterdir()])
-        hint = f" Did you mean {', '.join(repr(str(parent/n)) for n in near)}?" if near else ""
-        raise DataError(f"no file or folder {str(path)!r} (from {os.getcwd()}).{hint} alignkit reads local files; "
+        hint = f" Did you mean {', '.join(repr(_shown(parent/n)) for n in near)}?" if near else ""
+        raise DataError(f"no file or folder {_shown(path)!r} (from {_shown(os.getcwd())}).{hint} alignkit reads local files; "
                         "for a dataset on the Hub, use `datasets.load_dataset(...)` and pass the Dataset.")
     if path.is_dir():
         split = split or "train"
@@ -415,12 +476,15 @@ def _find(path:Path, split, desc):
     return path
 
 def _read_path(source, split):
-    path = _find(Path(source).expanduser(), split, str(source))
-    desc = str(path) if Path(source).is_dir() else str(source)
+    path = _find(Path(source).expanduser(), split, _shown(source))
+    desc = _shown(path if path != Path(source).expanduser() else source)
     ext = path.suffix.lower()
-    if ext == ".csv": return (*_read_csv(path, desc), True, desc)
-    text = _decode(path.read_bytes(), desc)
-    return (*(_read_jsonl if ext == ".jsonl" else _read_json)(text, desc), False, desc)
+    try:
+        if ext == ".csv": return (*_read_csv(path, desc), True, desc)
+        if ext == ".jsonl":
+            with open(path, "rb") as f: return (*_read_jsonl(f, desc), False, desc)
+        return (*_read_json(_decode(path.read_bytes(), desc), desc), False, desc)
+    except OSError as e: raise DataError(f"cannot read {desc}: {e.strerror or e}") from None
 
 # %% ../nbs/02_data.ipynb #795d2559
 def _format(rows, fields):
@@ -439,8 +503,12 @@ def _format(rows, fields):
     return first if rest and rest[0][1] == na else a
 
 def _validate(rows, kind, desc, lines=None, is_csv=False, dataset=None) -> Data:
-    "Check every row against its kind; a `Data`, or a `DataError` naming each bad row."
+    "Check every row against its kind; a `Data`, or a `DataError` naming each bad row (also rows nested too deep to check)."
     rows = list(rows)
+    try: return _check_rows(rows, kind, desc, lines, is_csv, dataset)
+    except RecursionError: raise _too_deep(rows, desc, lines) from None
+
+def _check_rows(rows, kind, desc, lines, is_csv, dataset) -> Data:
     if not rows: raise DataError(f"{desc}: no rows. Every kind needs at least one.")
     P = _Problems(lines)
     dicts = [i for i, r in enumerate(rows) if isinstance(r, dict)]

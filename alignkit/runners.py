@@ -238,7 +238,7 @@ except ImportError: fcntl = None           # Windows: no advisory locks, a run d
 
 MARKER, LOCK = ".alignkit-run", ".alignkit-lock"
 _OWNED = re.compile(r"run\.json|train\.jsonl|eval\.jsonl|log\.jsonl|README\.md|datasets|final|reference|reward_models"
-                    r"|checkpoint-\d+|weights-rank\d+\.sha256|\..+\.tmp")      # the names alignkit (or TRL for it) writes
+                    r"|checkpoint-\d+(\.zip)?|agent\.zip|weights-rank\d+\.sha256|\..+\.tmp")      # the names alignkit (or TRL for it) writes
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 def _marker(run_dir) -> dict|None:

@@ -472,6 +472,7 @@ class _SB3Hooks:
         self._stop, self._config_logged, self._stop_logged, self._writer = threading.Event(), False, False, None
 
     _reason = "user"
+    saver = None       # saver(path): how the stop checkpoint is written (alignkit.rl sets its atomic save with alignkit's metadata)
     def request_stop(self, reason: str = "user"):
         "Ask learning to save and stop at the next environment step (thread-safe); `reason` goes to the stop event."
         self._reason = reason
@@ -508,7 +509,7 @@ class _SB3Hooks:
         self.log.log_event("stop", step=n, message="stopped by user", reason=self._reason)
         self._stop_logged = True
         path = self.log.run_dir/f"checkpoint-{n}.zip"
-        self.model.save(path)
+        (self.saver or self.model.save)(path)
         self.log.log_event("checkpoint", step=n, message=f"saved {path.name}", path=str(path))
         return False
 

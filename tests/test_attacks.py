@@ -2,12 +2,17 @@
 of theirs (pickle canaries, payload modules, ReDoS patterns, network arguments), nothing alignkit did not write is
 deleted or overwritten (reused output_dirs, rlhf and the CLI into folders of user files, symlinks), and a SIGKILL
 during a write leaves the old file or the new one. Each test asserts that nothing ran, nothing was lost, and that the
-error says what to do. Canaries are files a payload would create if it ever ran."""
+error says what to do. (With the cases of attacks_log_html.py — log records, HTML/Markdown injection, the PNG export,
+bounded dashboard memory — and attacks_sb3_data.py — agent zips, the model cache, load_data.) Canaries are files a payload would create if it ever ran."""
 import json, os, pickle, signal, subprocess, sys, textwrap, threading, time
 from pathlib import Path
 import pytest
 import alignkit as ak
 from alignkit.runners import RunConfig, claim_run_dir, default_run_dir, run_id, LOCK, MARKER
+# the attacks on the run log and every HTML/Markdown renderer, and on agent zips, the model cache and load_data, live in
+# two modules beside this one; importing their tests here runs them as part of this file
+from attacks_log_html import *       # noqa: F401,F403
+from attacks_sb3_data import *       # noqa: F401,F403
 
 ROOT = Path(__file__).resolve().parents[1]
 SFT, PAIRS, PROMPTS = (str(ROOT/f"datasets/{d}/train.jsonl") for d in ("sft", "preference", "prompts"))

@@ -6,7 +6,7 @@ Docs: https://alignkit.github.io/alignkit/rl_sb3.html.md"""
 
 # %% ../../nbs/53_rl_sb3.ipynb #19fc272a
 from __future__ import annotations
-import copy, html, inspect, json, re, time, warnings, zipfile
+import copy, html, inspect, io, json, re, time, warnings, zipfile
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
@@ -87,10 +87,8 @@ def _output_dir(output_dir, kwargs:dict, fn:str):
     return run_dir
 
 # %% ../../nbs/53_rl_sb3.ipynb #5341203e
-_META = "alignkit.json"
-
-def _checkpoints(log, every:int):
-    "An SB3 callback that saves the model as `checkpoint-N.zip` in the run directory every `every` steps and logs it."
+def _checkpoints(log, every:int, src:EnvSource):
+    "An SB3 callback that saves the model as `checkpoint-N.zip` (as `Agent.save` does) in the run directory every `every` steps and logs it."
     from stable_baselines3.common.callbacks import BaseCallback
     class Checkpoints(BaseCallback):
         def __init__(self):
@@ -99,8 +97,7 @@ def _checkpoints(log, every:int):
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next:
                 n = self.num_timesteps
-                path = log.run_dir/f"checkpoint-{n}.zip"
-                self.model.save(path)
+                path = _save_zip(self.model, log.run_dir/f"checkpoint-{n}.zip", _meta(self.model, src))
                 log.log_event("checkpoint", step=n, message=f"saved {path.name}", path=str(path.resolve()))
                 self.next = (n//every + 1)*every
             return True
@@ -125,9 +122,12 @@ class Agent(Job):
 
     def _body(self) -> Status:
         t0 = time.perf_counter()
-        try: self.model.learn(total_timesteps=self.steps, callback=self.callbacks, progress_bar=False)
-        finally: self.train_seconds = time.perf_counter() - t0
-        if self.run_dir is not None: self.save(self.run_dir/"agent.zip", _wait=False)
+        try:
+            try: self.model.learn(total_timesteps=self.steps, callback=self.callbacks, progress_bar=False)
+            finally: self.train_seconds = time.perf_counter() - t0
+            if self.run_dir is not None: self.save(self.run_dir/"agent.zip", _wait=False)
+        finally:
+            if getattr(self, "_dir_lock", None) is not None: self._dir_lock.release(); self._dir_lock = None
         return Status.STOPPED if self.model.num_timesteps < self.steps else Status.FINISHED   # early: Stop or target_reward
 
     def _request_stop(self):
@@ -145,6 +145,24 @@ class Agent(Job):
         return f"Agent({self.algo} on {self.env.name}, {self.status}, {self.model.num_timesteps:,} steps{where})"
 
 # %% ../../nbs/53_rl_sb3.ipynb #8feb30af
+_META = "alignkit.json"
+
+def _meta(model, src:EnvSource) -> dict:
+    "What alignkit records in an agent zip: the algorithm, its policy (by SB3's alias), the environment, the steps, and `train_freq` in JSON."
+    env = src.cls or type(src.instance) if not src.id else None
+    tf = getattr(model, "train_freq", None)                # off-policy: SB3 pickles it (a NamedTuple holding an Enum)
+    policy = next((a for a, c in type(model).policy_aliases.items() if type(model.policy) is c), None)
+    return dict(algo=type(model).__name__, policy=policy, env_id=src.id, env_kwargs=src.kwargs,
+                env_class=f"{env.__module__}.{env.__qualname__}" if env else None, num_timesteps=int(model.num_timesteps),
+                train_freq=[int(tf.frequency), tf.unit.value] if hasattr(tf, "unit") else None)
+
+def _save_zip(model, path:Path, meta:dict) -> Path:
+    "Write `model` as SB3's zip with `meta` inside, all at once: a kill halfway leaves the old file at `path` whole."
+    buf = io.BytesIO()
+    model.save(buf)
+    with zipfile.ZipFile(buf, "a") as z: z.writestr(_META, json.dumps(meta, default=str))
+    return atomic_write(path, buf.getvalue())
+
 @patch
 def save(self:Agent, path=None, _wait:bool=True) -> Path:
     "Save the model as an SB3 zip (default: run_dir/agent.zip) with the algorithm and environment recorded inside."
@@ -155,34 +173,57 @@ def save(self:Agent, path=None, _wait:bool=True) -> Path:
     path = Path(path)
     if path.suffix != ".zip": path = path.with_name(path.name + ".zip")
     path.parent.mkdir(parents=True, exist_ok=True)
-    self.model.save(path)
-    env = self.env.cls or type(self.env.instance) if not self.env.id else None
-    meta = dict(algo=type(self.model).__name__, env_id=self.env.id, env_kwargs=self.env.kwargs,
-                env_class=f"{env.__module__}.{env.__qualname__}" if env else None, num_timesteps=int(self.model.num_timesteps))
-    with zipfile.ZipFile(path, "a") as z: z.writestr(_META, json.dumps(meta, default=str))
-    return path
+    return _save_zip(self.model, path, _meta(self.model, self.env))
 
-@patch(cls_method=True)
-def load(cls:Agent, path, env=None, **env_kwargs) -> Agent:
-    "An Agent from a zip that `save` wrote (pass `env` for a custom environment, which the file cannot rebuild)."
-    path = Path(path)
-    if not path.exists(): raise ConfigError(f"no agent file at {str(path)!r}; pass the .zip that agent.save() wrote.")
-    with zipfile.ZipFile(path) as z:
-        meta = json.loads(z.read(_META)) if _META in z.namelist() else {}
-    algo = meta.get("algo")
-    if algo is None: raise ConfigError(f"{str(path)!r} was not saved by alignkit (no {_META} inside); load it with the SB3 class, e.g. PPO.load(path).")
-    if env is None:
-        if not meta.get("env_id"): raise ConfigError(f"{str(path)!r} was trained on the custom environment {meta.get('env_class')}; pass env= (the class or an instance).")
-        env, env_kwargs = meta["env_id"], {**meta.get("env_kwargs", {}), **env_kwargs}
-    agent = cls(algo_class(algo).load(path, device="cpu"), resolve_env(env, **env_kwargs), algo)
-    if agent.model.num_timesteps: agent.status = Status.FINISHED        # a trained agent; none: as good as new
-    return agent
+# %% ../../nbs/53_rl_sb3.ipynb #50af611d
+_NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)"
+_SCHEDULE_FIELDS = {"ConstantSchedule": ("val",), "LinearSchedule": ("start", "end", "end_fraction")}
 
-def load(path, env=None, **env_kwargs) -> Agent:
-    "An `Agent` from a zip that `Agent.save` wrote (see `Agent.load`)."
-    return Agent.load(path, env, **env_kwargs)
+def _schedule_from(name:str, fields:dict):
+    "SB3's schedule `name` rebuilt from its numbers (`FloatSchedule` from the repr of the schedule it wraps), or None."
+    from stable_baselines3.common import utils
+    if name == "FloatSchedule":
+        m = re.fullmatch(r"(\w+)\((.*)\)", str(fields.get("value_schedule", "")))
+        kv = dict(re.findall(rf"(\w+)=({_NUM})", m[2])) if m else {}
+        if not m or ", ".join(f"{k}={v}" for k, v in kv.items()) != m[2]: return None
+        inner = _schedule_from(m[1], kv)
+        return None if inner is None else utils.FloatSchedule(inner)
+    names = _SCHEDULE_FIELDS.get(name)
+    if names is None or not set(names) <= set(fields) or not hasattr(utils, name): return None
+    try: return getattr(utils, name)(*(float(fields[n]) for n in names))
+    except (TypeError, ValueError): return None
 
-# %% ../../nbs/53_rl_sb3.ipynb #02fdffec
+def _class_from(s):
+    "The torch.nn module, torch.optim optimizer or SB3 torch_layers class that SB3 wrote as `<class '...'>`, or None."
+    import torch
+    from stable_baselines3.common import torch_layers
+    m = re.fullmatch(r"<class '(torch\.nn|torch\.optim|stable_baselines3\.common\.torch_layers)(?:\.\w+)*\.(\w+)'>", s) if isinstance(s, str) else None
+    if not m: return None
+    ns, base = {"torch.nn": (torch.nn, torch.nn.Module), "torch.optim": (torch.optim, torch.optim.Optimizer),
+                "stable_baselines3.common.torch_layers": (torch_layers, torch.nn.Module)}[m[1]]
+    c = getattr(ns, m[2], None)
+    return c if isinstance(c, type) and issubclass(c, base) else None
+
+def _noise_from(fields:dict):
+    "SB3's `NormalActionNoise` from the mean and sigma SB3 wrote as text, or None."
+    from stable_baselines3.common.noise import NormalActionNoise
+    try: mu, sigma = (np.array([float(x) for x in str(fields[k]).strip().removeprefix("[").removesuffix("]").split()]) for k in ("_mu", "_sigma"))
+    except (KeyError, ValueError): return None
+    dtype = {"<class 'numpy.float32'>": np.float32, "<class 'numpy.float64'>": np.float64}.get(fields.get("_dtype"))
+    return NormalActionNoise(mu, sigma, dtype=dtype) if dtype and mu.size and mu.shape == sigma.shape else None
+
+def _plain_rebuild(key:str, entry:dict):
+    "The object SB3 pickled as `entry`, rebuilt from the plain JSON SB3 wrote beside the pickle (never the pickle), or None."
+    m = re.fullmatch(r"<class '([\w.]+)'>", str(entry.get(":type:", "")))
+    t, fields = (m[1] if m else ""), {k: v for k, v in entry.items() if not k.startswith(":")}
+    if t.rpartition(".")[0] == "stable_baselines3.common.utils": return _schedule_from(t.rpartition(".")[2], fields)
+    if t == "stable_baselines3.common.noise.NormalActionNoise": return _noise_from(fields)
+    if key == "policy_kwargs" and t == "dict":
+        out = {k: _class_from(v) if isinstance(v, str) else v for k, v in fields.items()}
+        return None if any(v is None and isinstance(fields[k], str) for k, v in out.items()) else out
+    return None
+
+# %% ../../nbs/53_rl_sb3.ipynb #b2c91239
 def _spaces(src:EnvSource, algo:str):
     "The observation and action spaces of `src`, checked against what `algo` can act in."
     import gymnasium as gym
@@ -195,11 +236,91 @@ def _spaces(src:EnvSource, algo:str):
         raise ConfigError(f"{algo} needs a continuous (Box) action space, and {src.name} has {act_space}; use DQN, PPO or A2C.")
     return obs_space, act_space
 
+_ROLLOUT_STATE = ("_last_obs", "_last_episode_starts", "_last_original_obs", "ep_info_buffer", "ep_success_buffer")
+_RECOMPUTED = ("lr_schedule", "exploration_schedule")        # SB3's _setup_model computes them from plain hyperparameters
+_TRUST_HINT = ("Pass trust=True to load it with SB3's own loader, which unpickles (runs) what the file holds — only for "
+               "a file you trust as you trust code you run.")
+
+def _train_freq(v):
+    "SB3's `train_freq` as alignkit records it, `[frequency, 'step'|'episode']`, as the tuple SB3 takes; else None."
+    ok = isinstance(v, list) and len(v) == 2 and type(v[0]) is int and v[0] > 0 and v[1] in ("step", "episode")
+    return tuple(v) if ok else None
+
+def _safe_objects(path, data:dict, cls, src:EnvSource, meta:dict) -> dict:
+    """SB3 `custom_objects` standing in for every entry of the zip's `data` that SB3 would unpickle, so it unpickles none;
+    a `TrustError` naming the entries that only unpickling could rebuild."""
+    obs_space, act_space = _spaces(src, cls.__name__)
+    policy = meta.get("policy") or _policy_for(obs_space)
+    if not isinstance(policy, str): policy = repr(policy)
+    objs = {"observation_space": obs_space, "action_space": act_space, "tensorboard_log": None, **dict.fromkeys(_ROLLOUT_STATE + _RECOMPUTED)}
+    never = set(object.__new__(cls)._excluded_save_params())  # what SB3 leaves out of every save
+    refused = [f"{k!r} (SB3 never saves it{'; gym.make would import the module it names' if k == 'env' else ''})" for k in data if k in never]
+    pc, own = data.get("policy_class"), ("stable_baselines3.common.policies", f"stable_baselines3.{cls.__name__.lower()}.policies")
+    if isinstance(pc, dict) and pc.get("__module__") not in own: refused.append(f"'policy_class' (a class from {pc.get('__module__')!r}, not one of {cls.__name__}'s policies)")
+    elif policy not in cls.policy_aliases: refused.append(f"'policy_class' (the custom policy {policy!r}, not one of {cls.__name__}'s {', '.join(cls.policy_aliases)})")
+    objs["policy_class"] = cls.policy_aliases.get(policy)
+    for k, v in data.items():
+        if k in objs or k in never or not (isinstance(v, dict) and ":serialized:" in v): continue
+        if k in ("rollout_buffer_class", "replay_buffer_class") and v.get("__module__") == "stable_baselines3.common.buffers": objs[k] = None
+        elif k == "train_freq" and _train_freq(meta.get("train_freq")): objs[k] = _train_freq(meta["train_freq"])
+        elif (obj := _plain_rebuild(k, v)) is not None: objs[k] = obj
+        else: refused.append(f"{k!r} ({v.get(':type:', 'a pickled object')})")
+    if refused:
+        raise TrustError(f"{str(path)!r} holds what only unpickling, which runs code from the file, can rebuild: {'; '.join(refused)}. "
+                         "alignkit rebuilt everything else from plain JSON. " + _TRUST_HINT)
+    return objs
+
+# %% ../../nbs/53_rl_sb3.ipynb #217c1c2d
+def _zip_meta(path:Path, z:zipfile.ZipFile) -> dict:
+    "alignkit's record in the zip; for a checkpoint SB3 saved without one, the algorithm and environment its run log names."
+    if _META in z.namelist():
+        meta = json.loads(z.read(_META))
+        if not (isinstance(meta, dict) and isinstance(meta.get("env_kwargs") or {}, dict)): raise ValueError(f"{_META} is not a dict of settings")
+        return meta
+    if not (path.parent/"log.jsonl").is_file(): return {}
+    from alignkit.tracking import RunLog
+    cfg = ([r["config"] for r in RunLog.read(path.parent) if r.get("type") == "config"] or [{}])[-1]
+    return dict(algo=cfg["algorithm"], env_id=cfg.get("env")) if cfg.get("algorithm") in ALGOS else {}
+
+@patch(cls_method=True)
+def load(cls:Agent, path, env=None, trust:bool=False, **env_kwargs) -> Agent:
+    """An Agent from a zip that `save` (or a checkpoint) wrote; pass `env` for a custom environment, which the file cannot
+    rebuild. Nothing in the file is unpickled unless `trust=True` (see above)."""
+    path = Path(path)
+    if not path.is_file(): raise ConfigError(f"no agent file at {str(path)!r}; pass the .zip that agent.save() wrote.")
+    raw = path.read_bytes()                                    # read once: what is checked is what SB3 loads
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z: meta, data = _zip_meta(path, z), json.loads(z.read("data"))
+        if not isinstance(data, dict): raise ValueError("its data entry is not a JSON object")
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as e:
+        raise ConfigError(f"{str(path)!r} is not an SB3 agent zip ({type(e).__name__}: {str(e)[:200]}); pass the .zip that agent.save() wrote.") from None
+    algo = meta.get("algo")
+    if algo is None: raise ConfigError(f"{str(path)!r} was not saved by alignkit (no {_META} inside, no run log beside it); load it with the SB3 class, e.g. PPO.load(path).")
+    if env is None:
+        if not meta.get("env_id"): raise ConfigError(f"{str(path)!r} was trained on the custom environment {meta.get('env_class')}; pass env= (the class or an instance).")
+        env, env_kwargs = meta["env_id"], {**(meta.get("env_kwargs") or {}), **env_kwargs}
+    src, sb3 = resolve_env(env, **env_kwargs), algo_class(algo)
+    objs = None if trust else _safe_objects(path, data, sb3, src, meta)
+    try: model = sb3.load(io.BytesIO(raw), device="cpu", custom_objects=objs)
+    except (RuntimeError, ValueError, KeyError, TypeError, AssertionError) as e:
+        raise ConfigError(f"{str(path)!r} does not load as a {algo} agent on {src.name} ({type(e).__name__}: {str(e)[:300]}); "
+                          "the file is damaged, or the agent was trained on another environment (pass that one as env=...).") from None
+    agent = cls(model, src, algo)
+    if agent.model.num_timesteps: agent.status = Status.FINISHED        # a trained agent; none: as good as new
+    return agent
+
+def load(path, env=None, trust:bool=False, **env_kwargs) -> Agent:
+    "An `Agent` from a zip that `Agent.save` wrote (see `Agent.load`); `trust=True` lets SB3 unpickle what the file holds."
+    return Agent.load(path, env, trust, **env_kwargs)
+
+# %% ../../nbs/53_rl_sb3.ipynb #02fdffec
 def _callbacks(log, src:EnvSource, steps:int, n_envs:int, seed, eval_freq, n_eval_episodes:int, target_reward, checkpoint_freq) -> list:
     "The run-log callback, SB3's `EvalCallback` (stopping at `target_reward`) every `eval_freq` steps, checkpoints every `checkpoint_freq`."
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from alignkit.tracking import sb3_callback
-    callbacks = [sb3_callback(log)]
+    cb = sb3_callback(log)
+    cb.saver = lambda path: _save_zip(cb.model, path, _meta(cb.model, src))   # the stop checkpoint: whole, and loadable safely
+    callbacks = [cb]
     eval_freq = max(steps//10, 1000) if eval_freq is None else eval_freq
     if eval_freq:
         stop = StopTrainingOnRewardThreshold(target_reward, verbose=0) if target_reward is not None else None
@@ -207,20 +328,20 @@ def _callbacks(log, src:EnvSource, steps:int, n_envs:int, seed, eval_freq, n_eva
         callbacks.append(EvalCallback(src.vec(1, seed=eval_seed, fresh=True), eval_freq=max(eval_freq//n_envs, 1),
                                       n_eval_episodes=n_eval_episodes, deterministic=True, callback_on_new_best=stop, verbose=0))
     checkpoint_freq = max(steps//4, 1) if checkpoint_freq is None else checkpoint_freq
-    if checkpoint_freq: callbacks.append(_checkpoints(log, checkpoint_freq))
+    if checkpoint_freq: callbacks.append(_checkpoints(log, checkpoint_freq, src))
     return callbacks
 
 # %% ../../nbs/53_rl_sb3.ipynb #d146f52d
 def train(env="CartPole-v1", algo="PPO", steps:int|None=None, seed:int|None=None, dashboard:bool=True, *,
           n_envs:int|None=None, eval_freq:int|None=None, n_eval_episodes:int=5, target_reward:float|None=None,
           checkpoint_freq:int|None=None, output_dir=None, background:bool|None=None, env_kwargs:dict|None=None,
-          policy:str|None=None, **hparams) -> Agent:
+          policy:str|None=None, overwrite:bool=False, **hparams) -> Agent:
     """Train SB3's `algo` on `env` for `steps` environment steps (default: the zoo's n_timesteps, else 100,000) and return the `Agent`.
     `eval_freq`: steps between evaluations (default steps/10; 0: none); `checkpoint_freq`: steps between checkpoints
-    (default steps/4; 0: none); `output_dir`: the run directory; `dashboard`: show the live dashboard (notebooks);
-    other keywords go to the SB3 class."""
+    (default steps/4; 0: none); `output_dir`: the run directory (new or empty; `overwrite=True` replaces an earlier run
+    there, deleting only what alignkit wrote); `dashboard`: show the live dashboard (notebooks); other keywords go to the SB3 class."""
     from alignkit.tracking import RunLog
-    from alignkit.runners import default_run_dir
+    from alignkit.runners import default_run_dir, claim_run_dir
     output_dir = _output_dir(output_dir, hparams, "train")
     src = resolve_env(env, **(env_kwargs or {}))
     cls = algo_class(algo)
@@ -240,11 +361,16 @@ def train(env="CartPole-v1", algo="PPO", steps:int|None=None, seed:int|None=None
         raise ConfigError(f"target_reward={target_reward} is checked at the periodic evaluations, and eval_freq=0 turns them off; pass eval_freq > 0.")
     if src.instance is not None and n_envs > 1: raise ConfigError(f"n_envs={n_envs} needs copies of the environment; pass the Env class instead of an instance.")
     run_dir = Path(output_dir) if output_dir is not None else default_run_dir(f"{name.lower()}-{re.sub(r'[^A-Za-z0-9_.-]', '_', src.name)}")
-    log = RunLog(run_dir)
-    hp.setdefault("device", "cpu"); hp.setdefault("verbose", 0)        # small MLPs train fastest on the CPU (SB3's advice)
-    model = cls(policy or _policy_for(obs_space), src.vec(n_envs, seed=seed), seed=seed, **hp)
-    callbacks = _callbacks(log, src, steps, n_envs, seed, eval_freq, n_eval_episodes, target_reward, checkpoint_freq)
-    agent = Agent(model, src, name, run_dir, steps, callbacks, target_reward).start(background=background)
+    lock = claim_run_dir(run_dir, f"rl-{name.lower()}", overwrite=overwrite)    # refuses another run's or the user's folder
+    try:
+        log = RunLog(run_dir)
+        hp.setdefault("device", "cpu"); hp.setdefault("verbose", 0)        # small MLPs train fastest on the CPU (SB3's advice)
+        model = cls(policy or _policy_for(obs_space), src.vec(n_envs, seed=seed), seed=seed, **hp)
+        callbacks = _callbacks(log, src, steps, n_envs, seed, eval_freq, n_eval_episodes, target_reward, checkpoint_freq)
+        agent = Agent(model, src, name, run_dir, steps, callbacks, target_reward)
+    except BaseException: lock.release(); raise
+    agent._dir_lock = lock                                             # held while it learns
+    agent.start(background=background)
     if dashboard and agent._thread is not None and in_notebook():
         from IPython.display import display
         display(agent)
