@@ -347,3 +347,25 @@ def test_watcher_stops_for_a_killed_run(tmp_path):
         if not dash.watching: break
         time.sleep(0.05)
     assert not dash.watching and dash.state.status == "failed"
+
+
+def test_ppo_rotation_never_deletes_the_checkpoint_it_just_wrote(tmp_path):
+    "PPO keeps the newest save_total_limit checkpoints by step, never the one just written, and ignores foreign names."
+    from types import SimpleNamespace
+    from alignkit.ppo_trainer import PPOTrainer
+    for n in ("checkpoint-100", "checkpoint-1", "checkpoint-2", "checkpoint-x"):
+        (tmp_path/n).mkdir(); (tmp_path/n/"trainer_state.json").write_text("{}")
+    fake = SimpleNamespace(args=SimpleNamespace(output_dir=str(tmp_path), save_total_limit=1))
+    PPOTrainer._rotate(fake, keep=tmp_path/"checkpoint-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-100", "checkpoint-2", "checkpoint-x"]
+
+
+def test_rlhf_widget_escapes_the_run_dir():
+    from html.parser import HTMLParser
+    from types import SimpleNamespace
+    from alignkit.pipeline import _title
+    tags = []
+    class P(HTMLParser):
+        def handle_starttag(self, tag, attrs): tags.append((tag, attrs))
+    P().feed(_title("sft<img src=x onerror=alert(1)>", SimpleNamespace(run_dir=Path("/r/<script>alert(1)</script>"))).value)
+    assert tags == [("b", [])]
