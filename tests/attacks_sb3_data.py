@@ -289,24 +289,31 @@ def test_any_file_content_gives_data_or_a_config_error(tmp_path, lines, ext):
     assert not isinstance(out, ConfigError) or str(p) in str(out) or "fuzz" in str(out), out
 
 
+_HELD = """
+import gc, json, sys, tracemalloc
+from pathlib import Path
+from alignkit.data import load_data
+rows = [{"messages": [{"role": "user", "content": f"What is {i} + {i}? " + "please explain " * 8},
+                      {"role": "assistant", "content": f"It is {2*i}. " + "because arithmetic " * 8}], "id": i} for i in range(20_000)]
+p = Path(sys.argv[1])/"train.jsonl"
+p.write_text("".join(json.dumps(r) + "\\n" for r in rows))
+load_data(rows[:10])
+gc.collect(); tracemalloc.start()
+base = tracemalloc.get_traced_memory()[0]
+held = [json.loads(line) for line in p.read_text().splitlines()]
+rows_bytes = tracemalloc.get_traced_memory()[0] - base
+del held, rows; gc.collect(); tracemalloc.reset_peak()
+base = tracemalloc.get_traced_memory()[0]
+data = load_data(p)
+peak = tracemalloc.get_traced_memory()[1] - base
+assert len(data) == 20_000
+print(peak / rows_bytes)
+"""
+
 def test_load_data_holds_the_rows_about_once(tmp_path):
-    "Peak Python heap of load_data on 20k conversational rows, against the rows themselves as Python objects (was 1.9x)."
-    import gc, tracemalloc
-    from alignkit.data import load_data
-    rows = [{"messages": [{"role": "user", "content": f"What is {i} + {i}? " + "please explain " * 8},
-                          {"role": "assistant", "content": f"It is {2*i}. " + "because arithmetic " * 8}], "id": i} for i in range(20_000)]
-    p = tmp_path/"train.jsonl"
-    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    load_data(rows[:10])
-    gc.collect(); tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        held = [json.loads(line) for line in p.read_text().splitlines()]
-        rows_bytes = tracemalloc.get_traced_memory()[0] - base
-        del held, rows; gc.collect(); tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        data = load_data(p)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally: tracemalloc.stop()
-    assert len(data) == 20_000
-    assert peak < 1.35 * rows_bytes, (peak / rows_bytes)
+    "Peak Python heap of load_data on 20k conversational rows, against the rows themselves as Python objects (was 1.9x); in a fresh process, so what earlier tests cached does not count."
+    import subprocess, sys
+    res = subprocess.run([sys.executable, "-c", _HELD, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ratio = float(res.stdout.strip().splitlines()[-1])
+    assert ratio < 1.35, ratio
