@@ -15,7 +15,7 @@ from .core import *
 # %% auto #0
 __all__ = ['SMOLLM2_HUB_ID', 'SMOLLM2_WHEEL', 'REGISTRY', 'QUANTS', 'CHATML_TEMPLATE', 'CACHE_FORMAT', 'NO_NATIVE_BF16_ENV',
            'TASKS', 'list_models', 'tiny_tokenizer', 'model_cache', 'resolve', 'default_device', 'bf16_native',
-           'best_precision', 'no_native_bf16', 'check_quant', 'bf16_storage', 'LoadInfo', 'load_model',
+           'best_precision', 'no_native_bf16', 'matmul_speed', 'check_quant', 'bf16_storage', 'LoadInfo', 'load_model',
            'lora_grad_check', 'Footprint', 'footprint', 'QuantComparison', 'quant_compare', 'LoaderPanel',
            'loader_panel']
 
@@ -235,6 +235,28 @@ def no_native_bf16():
     finally:
         if old is None: os.environ.pop(NO_NATIVE_BF16_ENV, None)
         else: os.environ[NO_NATIVE_BF16_ENV] = old
+
+# %% ../nbs/01_models.ipynb #4da9d631
+def matmul_speed(n:int=1024, reps:int=3, max_s:float=0.5, precisions=("fp32", "bf16")) -> dict:
+    """GFLOP/s of an n×n @ n×n matmul on the CPU in fp32 and in bf16, the best of `reps`: {'fp32': …, 'bf16': …,
+    'n': {'fp32': n, 'bf16': n'}, 'bf16_native': bool} (only the `precisions` asked for). A product that would take more than `max_s` (emulated bf16)
+    is measured at a smaller n (≥ 256), so this takes about a second on any CPU."""
+    import time, torch
+    out = dict(n={}, bf16_native=bf16_native("cpu"))
+    for name in precisions:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
+        m, small = n, min(n, 256)
+        a = torch.randn(small, small, dtype=dtype)
+        torch.matmul(a, a)
+        t = time.perf_counter(); torch.matmul(a, a); t = time.perf_counter() - t
+        if t * (n / small) ** 3 > max_s: m = max(small, int(small * (max_s / max(t, 1e-9)) ** (1 / 3)) // 64 * 64)
+        a, b = torch.randn(m, m, dtype=dtype), torch.randn(m, m, dtype=dtype)
+        torch.matmul(a, b)
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter(); torch.matmul(a, b); best = min(best, time.perf_counter() - t)
+        out[name], out["n"][name] = 2 * m ** 3 / best / 1e9, m
+    return out
 
 # %% ../nbs/01_models.ipynb #44e825e8
 _BNB_OK = {}

@@ -5,6 +5,10 @@ from pathlib import Path
 
 def main(only=None):
     here = Path(__file__).parent/"bench"
+    sys.path.insert(0, str(here))
+    import machine                      # which machine every figure below was measured on
+    print("## machine", flush=True)
+    print("\n".join(machine.lines()), flush=True)
     for f in sorted(here.glob("bench_*.py")):
         if only and not any(o in f.stem for o in only): continue
         print(f"## {f.stem[len('bench_'):]}", flush=True)
