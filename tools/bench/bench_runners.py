@@ -75,7 +75,10 @@ only (the positions the loss reads; scoring the others is not work the loss need
 sequence (forward QKᵀ and AV over the causal half, twice that backward). DPO adds the reference forward on top:
 2·N_body per token, 2·V·d per labelled position, 2·L·D·Σ len². N_body = the decoder layers' linear weights, N_lora
 the adapter's, V·d the LM head's, L layers, D = heads × head dim. Gradient checkpointing's second forward is not
-counted (it is work TRL's defaults choose, not work training needs).
+counted (it is work TRL's defaults choose, not work training needs). Beside it, the same work ÷ time ÷ what the model's
+own products reach here (`shape_gflops`: each linear shape of the decoder and the LM head at the step's token count,
+timed alone in the run): how much of the gap is the trainer's (elementwise work, casts, the optimizer, Python) rather
+than the matmul shapes'.
 
 Quality guard: after the runs, alignkit's model and TRL's (its defaults; the precision-corrected one where the defaults
 were stopped by the budget) are scored on the held-out split (datasets/sft/test.jsonl, 40 chats: the completion NLL,
@@ -267,6 +270,25 @@ def work_terms(model) -> dict:
     return dict(body=body, adapter=adapter, head=base.get_output_embeddings().weight.numel(),
                 attn=cfg.num_hidden_layers * cfg.num_attention_heads * head_dim)
 
+def shape_gflops(model, tokens:int, dtype, reps:int=3) -> float:
+    """GFLOP/s of the products one forward multiplies, at `tokens` rows: each distinct linear shape of the decoder
+    layers and the LM head, timed as `tokens × in @ in × out` in `dtype`, weighted by how often it occurs. The peak
+    the model's own shapes allow on this machine (context for the 2048² figure: a 576-wide model's products are small)."""
+    import collections, torch
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    shapes = collections.Counter(tuple(m.weight.shape) for n, m in base.model.layers.named_modules()
+                                 if isinstance(m, torch.nn.Linear) and "lora_" not in n)
+    shapes[tuple(base.get_output_embeddings().weight.shape)] += 1
+    flops = secs = 0.0
+    for (out_f, in_f), count in shapes.items():
+        x, w = torch.randn(tokens, in_f, dtype=dtype), torch.randn(in_f, out_f, dtype=dtype)
+        x @ w
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter(); x @ w; best = min(best, time.perf_counter() - t)
+        flops += count * 2 * tokens * in_f * out_f; secs += count * best
+    return flops / secs / 1e9
+
 def start_alignkit(kind, data, out, meter):
     "alignkit's runner with its defaults, training in its own thread (held by the turnstile); returns the Run."
     global _building
@@ -455,11 +477,17 @@ def bench(kind, terms):
         fs = [w / t for w, (t, _) in zip(work[n], steps[n])]
         return statistics.median(fs) / (peak * 1e9) if fs else float("nan")
     tok_step = statistics.median(k for _, k in steps["alignkit"])
+    import torch
+    m, _ = _model("auto")
+    at_shapes = max(shape_gflops(m, int(tok_step), torch.bfloat16 if prec == "bf16" else torch.float32) for _ in range(2)); del m
     print(f"runners/{kind}_fraction_of_{prec}_matmul_peak: {frac('alignkit'):.3f} (goal >= 0.60; the work of each step (LoRA on a frozen "
           f"base: 4·N_body + 6·N_lora per token, 4·V·d per labelled position, attention{', plus the reference forward' if kind == 'dpo' else ''}; "
           f"see the docstring) ÷ its time ÷ {peak:.0f} GFLOP/s; N_body={terms['body']/1e6:.1f}M, N_lora={terms['adapter']/1e6:.2f}M, "
           f"V·d={terms['head']/1e6:.1f}M; TRL defaults {frac('defaults'):.3f}; {tok_step:.0f} tokens/step, padding "
           f"{statistics.median(info['alignkit']['pad']):.0%} of positions)", flush=True)
+    print(f"runners/{kind}_fraction_of_{prec}_matmul_at_model_shapes: {frac('alignkit') * peak / at_shapes:.3f} (goal: context; the same work ÷ "
+          f"time ÷ {at_shapes:.0f} GFLOP/s, what this model's own products reach here at {tok_step:.0f} rows, measured in the run "
+          f"(shape_gflops): the part of the gap to the 2048² peak that no trainer can close at this model's width)", flush=True)
     if quality:
         a = statistics.mean(x["alignkit"] for x in quality); b = statistics.mean(x["trl"] for x in quality)
         base = statistics.mean(x["base"] for x in quality); q = quality[0]["other"]
