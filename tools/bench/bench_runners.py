@@ -57,7 +57,7 @@ TRL's in its k-th step (with equal batches, TRL's step time ÷ alignkit's; SFT's
 TRL's random ones, so it is tokens/s); its spread is the interquartile range of those per-step ratios, and the
 ratio of summed tokens ÷ summed times is printed beside it. tokens/s figures are medians of the per-step tokens/s.
 
-Bounded time. Each trainer gets BENCH_RUNNERS_BUDGET_S seconds of stepping (default 240). One over it stops at the
+Bounded time. Each trainer gets BENCH_RUNNERS_BUDGET_S seconds of stepping (default 150). One over it stops at the
 end of its step; a TRL trainer whose step is still running when the budget is spent is stopped inside the step (a
 forward pre-hook on its decoder layers raises), which bounds the whole bench on a CPU where bf16 is emulated (a step of
 TRL's defaults takes minutes there). A ratio is then taken over the steps both sides did, and their count is printed;
@@ -87,7 +87,7 @@ margins against the adapter-free base), next to the base model's score and the t
 alignkit's held-out loss is at most TRL's + BENCH_RUNNERS_QUALITY_TOL × the base model's loss (default 0.02).
 
 Knobs (environment): BENCH_RUNNERS_REPS (default 1), BENCH_RUNNERS_STEPS (12 for SFT, 6 for DPO), BENCH_RUNNERS_WARMUP (1),
-BENCH_RUNNERS_BUDGET_S (240), BENCH_RUNNERS_QUALITY_TOL (0.02),
+BENCH_RUNNERS_BUDGET_S (150), BENCH_RUNNERS_QUALITY_TOL (0.02),
 BENCH_RUNNERS_ONLY ("sft" or "dpo"), BENCH_RUNNERS_DUMP (a path prefix: write every step's numbers as JSON)."""
 import contextlib, io, itertools, json, math, os, random, statistics, sys, tempfile, threading, time, warnings
 from pathlib import Path
@@ -105,7 +105,7 @@ REPS = int(os.environ.get("BENCH_RUNNERS_REPS", "1"))
 STEPS_BY_KIND = {k: int(os.environ.get("BENCH_RUNNERS_STEPS", n)) for k, n in (("sft", "12"), ("dpo", "6"))}
 STEPS = STEPS_BY_KIND["sft"]     # the trainer being measured sets it (bench())
 WARMUP = int(os.environ.get("BENCH_RUNNERS_WARMUP", "1"))
-BUDGET = float(os.environ.get("BENCH_RUNNERS_BUDGET_S", "240"))
+BUDGET = float(os.environ.get("BENCH_RUNNERS_BUDGET_S", "150"))
 QUALITY_TOL = float(os.environ.get("BENCH_RUNNERS_QUALITY_TOL", "0.02"))
 ONLY = os.environ.get("BENCH_RUNNERS_ONLY", "")
 DUMP = os.environ.get("BENCH_RUNNERS_DUMP", "")
