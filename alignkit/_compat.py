@@ -27,7 +27,8 @@ PRIVATE_NAMES = {
     "dpo": [("trl", "DPOTrainer._precompute_ref_logps"), ("trl", "DPOTrainer.compute_ref_log_probs"),
             ("transformers", "Trainer._get_train_sampler"), ("transformers", "Trainer._get_eval_sampler")],
     "grpo": [("trl", f"{c}.{m}") for c in ("GRPOTrainer", "RLOOTrainer")
-             for m in ("_generate_and_score_completions", "_get_per_token_logps_and_entropies", "_compute_loss")],
+             for m in ("_generate_and_score_completions", "_get_per_token_logps_and_entropies", "_compute_loss",
+                       "_generate_single_turn")],
 }
 
 def _versions() -> str:

@@ -7,6 +7,7 @@ Docs: https://alignkit.github.io/alignkit/online.html.md"""
 # %% ../nbs/32_online.ipynb #fc36470c
 from __future__ import annotations
 import functools, math, os, warnings
+from contextlib import contextmanager
 from pathlib import Path
 from .core import *
 from .runners import Run, Runner, register_runner, start_run, trainer_args, quiet
@@ -15,7 +16,8 @@ from .rewards import (exact_match, reward_name, guarded, call_reward, reward_spe
 from .dashboard.state import PanelSpec, REWARD_PANEL, KL_PANEL, ENTROPY_PANEL, LENGTH_PANEL
 
 # %% auto #0
-__all__ = ['VARIANTS', 'start_rl', 'grpo', 'rloo', 'evaluate_rewards', 'compare_runs']
+__all__ = ['VARIANTS', 'merged_lora', 'MergedGeneration', 'fast_trainer_class', 'start_rl', 'grpo', 'rloo', 'evaluate_rewards',
+           'compare_runs']
 
 # %% ../nbs/32_online.ipynb #41743e6c
 VARIANTS = {
@@ -53,8 +55,7 @@ def _defaults(kind):
 def _trainer_classes(kind:str):
     "(TRL config class, alignkit's trainer class) of online runner `kind` ('grpo' or 'rloo')."
     import trl
-    from alignkit._compat import online_trainer_class
-    return dict(grpo=trl.GRPOConfig, rloo=trl.RLOOConfig)[kind], online_trainer_class(kind)
+    return dict(grpo=trl.GRPOConfig, rloo=trl.RLOOConfig)[kind], fast_trainer_class(kind)
 
 def _build(run):
     "The TRL trainer (alignkit's subclass) of a GRPO or RLOO `run`."
@@ -63,6 +64,51 @@ def _build(run):
         trainer = run.runner.classes()[1](reward_funcs=[guarded(f) for f in run_rewards(run)], **trainer_args(run))
     trainer._alignkit_log = run.log
     return quiet(trainer)
+
+# %% ../nbs/32_online.ipynb #b7e1a001
+@contextmanager
+def merged_lora(model):
+    """In this block `model`'s active LoRA adapters are merged into new copies of its base weights and the adapter layers
+    are off; afterwards the base weights are the very tensors they were. Yields False, changing nothing, unless plain LoRA
+    on fp32 (or wider) weights."""
+    import torch
+    from peft.tuners.lora import Linear, LoraLayer
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)] if hasattr(model, "disable_adapter") else []
+    def plain(m):
+        act = [a for a in m.active_adapters if a in m.lora_A]
+        return (type(m) is Linear and act and not m.merged and not any(m.use_dora.get(a) or m.lora_bias.get(a) for a in act)
+                and not (m.training and any(not isinstance(m.lora_dropout[a], torch.nn.Identity) for a in act)))
+    exact = lambda m: torch.finfo(m.base_layer.weight.dtype).eps <= torch.finfo(torch.float32).eps   # bf16 would drop ΔW
+    if not layers or not all(plain(m) and exact(m) for m in layers):
+        yield False
+        return
+    saved = []
+    with torch.no_grad():
+        for m in layers:
+            w = m.base_layer.weight
+            delta = sum(m.get_delta_weight(a).float() for a in m.active_adapters if a in m.lora_A)
+            saved.append((w, w.data))
+            w.data = (w.data.float() + delta).to(w.dtype)
+    try:
+        with model.disable_adapter(): yield True
+    finally:
+        for w, data in saved: w.data = data
+
+class MergedGeneration:
+    "Mixin for TRL's GRPO/RLOO trainers: transformers generation runs inside `merged_lora`; counts the merged passes."
+    merged_generations = 0
+    def _generate_single_turn(self, *args, **kwargs):
+        if self.use_vllm or self.is_deepspeed_enabled or self.is_fsdp_enabled: return super()._generate_single_turn(*args, **kwargs)
+        with merged_lora(self.accelerator.unwrap_model(self.model)) as merged:
+            self.merged_generations += merged
+            return super()._generate_single_turn(*args, **kwargs)
+
+@functools.cache
+def fast_trainer_class(kind:str):
+    "alignkit's trainer class of online runner `kind`: `online_trainer_class(kind)` generating with merged adapters."
+    from alignkit._compat import online_trainer_class
+    base = online_trainer_class(kind)
+    return type(base.__name__, (MergedGeneration, base), {"__module__": "alignkit.online", "__doc__": base.__doc__})
 
 # %% ../nbs/32_online.ipynb #5acdf0a0
 def _check(cfg, data, tok, options, rewards):

@@ -1,7 +1,7 @@
 """GRPO benchmark: alignkit's `grpo` vs TRL's `GRPOTrainer` called directly, in optimizer steps per second.
 
-Model: tiny-llama (`load_model("tiny-llama", lora=16)`: 2 layers, width 64, a 1024-token vocabulary, LoRA r=16) by
-default, or the embedded SmolLM2-135M with BENCH_GRPO_MODEL=smollm2 (much slower: a step generates 8 completions).
+Model: tiny-llama (`load_model("tiny-llama", lora=16)`: 2 layers, width 64, a 1024-token vocabulary, LoRA r=16) with
+BENCH_GRPO_MODEL=tiny-llama, else the embedded SmolLM2-135M-Instruct (`load_model("smollm2", lora=16)`), the default.
 Prompts: datasets/prompts/train.jsonl. Reward: `char_fraction("aeiou")` (cheap, so the figure is the trainer's).
 WARMUP + STEPS optimizer steps, seed 0.
 
@@ -25,12 +25,22 @@ The three configurations:
 Method: as tools/bench/bench_runners.py — the three trainers run side by side in lock-step (each in its own thread,
 one optimizer step at a time under a turnstile whose order goes through all 6 permutations), so the k-th steps of the
 three are measured seconds apart under the same machine load. A step's time runs from the trainer getting its turn to
-its `on_step_end`: generation, rewards, reference forward, loss, backward, optimizer, logging, callbacks. The first
-WARMUP steps are left out. A ratio is the median over the measured steps of TRL's step time ÷ alignkit's step time
-(= alignkit's steps/s ÷ TRL's); its spread is the interquartile range of the per-step ratios, and the ratio of summed
-times is printed beside it.
+its `on_step_end`: generation, rewards, reference forward, loss, backward, optimizer, logging, callbacks; its
+generation time is the time in TRL's `_generate_single_turn`, and its generated tokens the completion tokens that
+returned (up to and including the end token). Bounded by time: each trainer has a wall budget of BUDGET seconds of its
+own steps; the step that spends it is its last (its on_step_end sets `control.should_training_stop`, the turnstile
+lets the others go on). TRL's defaults (8 × 512 tokens, gradient checkpointing) take minutes a step on SmolLM2, so
+that side usually does one or two steps. A ratio is over the steps both sides did, leaving out the first WARMUP where
+both did more than that (else "incl. warm-up" is printed): the median over those steps of TRL's step time ÷
+alignkit's (= alignkit's steps/s ÷ TRL's); generated tokens/s likewise, alignkit's ÷ TRL's. The spread is the
+interquartile range of the per-step ratios, the ratio of summed times beside it, and the count of steps it is over.
+Greedy check: after training, 8 prompts answered greedily (64 tokens, seed 0) by alignkit's generation path
+(inside `alignkit.online.merged_lora`: the adapters merged on fp32 weights, nothing changed on bf16 ones) and by plain
+`generate` on the adapted model; the line counts the completions that are token-for-token the same.
 
-Knobs (environment): BENCH_GRPO_STEPS (12), BENCH_GRPO_WARMUP (1), BENCH_GRPO_REPS (1), BENCH_GRPO_MODEL (tiny-llama)."""
+Knobs (environment): BENCH_GRPO_MODEL (smollm2; tiny-llama for a quick run), BENCH_GRPO_BUDGET_S (120 s per trainer:
+the whole bench ends within ~10 minutes here), BENCH_GRPO_STEPS (12, the most steps a side runs after warm-up),
+BENCH_GRPO_WARMUP (1), BENCH_GRPO_REPS (1)."""
 import contextlib, io, os, statistics, sys, tempfile, threading, time, warnings
 from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,7 +53,8 @@ from bench_runners import Turnstile, config_diff, _iqr        # the lock-step tu
 STEPS = int(os.environ.get("BENCH_GRPO_STEPS", "12"))
 WARMUP = int(os.environ.get("BENCH_GRPO_WARMUP", "1"))
 REPS = int(os.environ.get("BENCH_GRPO_REPS", "1"))
-MODEL = os.environ.get("BENCH_GRPO_MODEL", "tiny-llama")
+MODEL = os.environ.get("BENCH_GRPO_MODEL", "smollm2")
+BUDGET = float(os.environ.get("BENCH_GRPO_BUDGET_S", "120"))
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ROOT/"datasets/prompts/train.jsonl"
 NAMES = ("alignkit", "defaults", "equal")
@@ -57,22 +68,27 @@ def _model(quant):
         return load_model(MODEL, quant=quant, lora=16, seed=0)
 
 class StepMeter:
-    "Times each optimizer step of one trainer, from getting its turn to on_step_end."
-    def __init__(self, name, gate): self.name, self.gate, self.times = name, gate, []
+    "Times each optimizer step of one trainer (turn to on_step_end) and its generation; stops it when its budget is spent."
+    def __init__(self, name, gate): self.name, self.gate, self.times, self.gen_s, self.gen_tokens = name, gate, [], [], []
     def attach(self, trainer):
         from transformers import TrainerCallback
-        meter = self
+        meter, generate = self, trainer._generate_single_turn
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            out = generate(*args, **kwargs)
+            meter.g_s += time.perf_counter() - t; meter.g_tok += sum(len(c) for c in out[0])
+            return out
+        trainer._generate_single_turn = timed
         class Cb(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kw): meter.gate.wait(meter.name); meter.t0 = time.perf_counter()
+            def on_train_begin(self, args, state, control, **kw): meter.gate.wait(meter.name); meter._start()
             def on_step_end(self, args, state, control, **kw):
-                meter.times.append(time.perf_counter() - meter.t0)
-                meter.gate.next(meter.name); meter.gate.wait(meter.name); meter.t0 = time.perf_counter()
+                meter.times.append(time.perf_counter() - meter.t0); meter.gen_s.append(meter.g_s); meter.gen_tokens.append(meter.g_tok)
+                if sum(meter.times) >= BUDGET: control.should_training_stop = True
+                meter.gate.next(meter.name); meter.gate.wait(meter.name); meter._start()
             def on_train_end(self, args, state, control, **kw): meter.gate.finish(meter.name)
         trainer.add_callback(Cb())
         return trainer
-    def steps(self):
-        assert len(self.times) == WARMUP + STEPS, f"{self.name}: expected {WARMUP + STEPS} steps, got {len(self.times)}"
-        return self.times[WARMUP:]
+    def _start(self): self.t0, self.g_s, self.g_tok = time.perf_counter(), 0.0, 0
 
 def start_alignkit(data, reward, out, meter):
     "alignkit's `grpo` with its defaults, training in its own thread (held by the turnstile); returns the Run."
@@ -125,29 +141,79 @@ def one_rep(data, reward, d, i):
         if t.err: raise t.err[0]
     diff = config_diff(run.trainer.args, tr_eq.args)
     assert not diff, f"TRL at equal settings differs from alignkit's config: {diff}"
+    fp32 = next(run.model.parameters()).dtype == __import__("torch").float32     # merged_lora acts on fp32 weights only
+    assert (run.trainer.merged_generations > 0) == fp32, f"merged generations: {run.trainer.merged_generations} on {'fp32' if fp32 else 'bf16'}"
     return meters, run
+
+def greedy_identical(run, data, n=8, max_new_tokens=64):
+    "(same, n, merged): greedy completions of `n` prompts by alignkit's generation path (`merged_lora`) and by plain generate."
+    import torch
+    from alignkit.online import merged_lora
+    model, tok = run.model, run.tokenizer
+    rows = data.to_list()[:n]
+    texts = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in rows]
+    side, tok.padding_side = tok.padding_side, "left"
+    b = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    tok.padding_side = side
+    def greedy():
+        torch.manual_seed(0)
+        with torch.no_grad():
+            out = model.generate(**b, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        return out[:, b["input_ids"].shape[1]:].tolist()
+    model.eval()
+    plain = greedy()
+    with merged_lora(model) as merged: fast = greedy()
+    return sum(a == c for a, c in zip(plain, fast)), len(rows), merged
+
+def paired(a, b):
+    "The step indices both sides did, without the first WARMUP where both did more; and whether warm-up is in."
+    n = min(len(a), len(b))
+    return (range(WARMUP, n), False) if n > WARMUP else (range(n), True)
+
+def ratios(xs):
+    return statistics.median(xs), *_iqr(xs)
 
 def main():
     from alignkit.data import load_data
     from alignkit.rewards import char_fraction
     data, reward = load_data(PROMPTS, kind="prompt"), char_fraction("aeiou")
     steps = {n: [] for n in NAMES}
+    gen = {n: [] for n in NAMES}
     with tempfile.TemporaryDirectory() as d:
         for i in range(REPS):
             meters, run = one_rep(data, reward, d, i)
-            for n, m in meters.items(): steps[n] += m.steps()
+            for n, m in meters.items():      # per rep, paired by step index within the rep
+                steps[n].append(m.times); gen[n].append(list(zip(m.gen_s, m.gen_tokens)))
             a = run.trainer.args
-    sps = {n: 1 / statistics.median(v) for n, v in steps.items()}
-    def ratio(b):
-        rs = [tb / ta for ta, tb in zip(steps["alignkit"], steps[b])]
-        return statistics.median(rs), *_iqr(rs), sum(steps[b]) / sum(steps["alignkit"])
-    r, lo, hi, tot = ratio("equal")
-    print(f"runners/grpo_steps_per_s_vs_trl_equal: {r:.2f} (goal >= 0.97; per-step IQR {lo:.2f}–{hi:.2f}, summed times {tot:.2f}; "
-          f"alignkit {sps['alignkit']:.2f} steps/s, TRL at alignkit's settings {sps['equal']:.2f} steps/s; {MODEL}, "
-          f"{len(steps['alignkit'])} steps × {REPS} rep(s) in lock-step)", flush=True)
-    r, lo, hi, tot = ratio("defaults")
-    print(f"runners/grpo_steps_per_s_vs_trl_defaults: {r:.2f} (goal >= 1.5; per-step IQR {lo:.2f}–{hi:.2f}, summed times {tot:.2f}; "
-          f"TRL defaults {sps['defaults']:.2f} steps/s; alignkit: {a.num_generations} generations × {a.max_completion_length} tokens, "
-          f"TRL defaults: 8 × 512)", flush=True)
+            same, total, merged = greedy_identical(run, data)
+    def compare(b):
+        rs, gs, ta, tb, ga, gb, k, warm = [], [], 0.0, 0.0, [0.0, 0], [0.0, 0], 0, False
+        for sa, sb, ea, eb in zip(steps["alignkit"], steps[b], gen["alignkit"], gen[b]):
+            idx, w = paired(sa, sb)
+            warm |= w; k += len(idx)
+            for j in idx:
+                rs.append(sb[j] / sa[j]); ta += sa[j]; tb += sb[j]
+                (gsa, gta), (gsb, gtb) = ea[j], eb[j]
+                if gsa > 0 and gsb > 0 and gta and gtb: gs.append((gta / gsa) / (gtb / gsb))
+                ga[0] += gsa; ga[1] += gta; gb[0] += gsb; gb[1] += gtb
+        return rs, gs, ta, tb, ga, gb, k, warm
+    count = {n: sum(len(t) for t in steps[n]) for n in NAMES}
+    for b, label, goal in (("equal", "TRL at alignkit's settings", ">= 1.67, i.e. step time <= 0.6x"), ("defaults", "TRL defaults", ">= 1.5")):
+        rs, gs, ta, tb, ga, gb, k, warm = compare(b)
+        if not rs:
+            print(f"grpo/steps_per_s_vs_trl_{b}: n/a (goal {goal}; no step both sides did)", flush=True); continue
+        r, lo, hi = ratios(rs)
+        note = f"{k} step(s) both did{' incl. warm-up' if warm else ''}; {REPS} rep(s) in lock-step, budget {BUDGET:.0f} s a side"
+        print(f"grpo/steps_per_s_vs_trl_{b}: {r:.2f} (goal {goal}; per-step IQR {lo:.2f}–{hi:.2f}, summed times {tb / ta:.2f}; "
+              f"alignkit {k / ta:.3f} steps/s, {label} {k / tb:.3f} steps/s; {note}; steps done: alignkit {count['alignkit']}, "
+              f"{b} {count[b]}; {MODEL}, alignkit {a.num_generations} × {a.max_completion_length} tokens)", flush=True)
+        if gs:
+            g, glo, ghi = ratios(gs)
+            ka, kb = ga[1] / ga[0], gb[1] / gb[0]
+            print(f"grpo/gen_tokens_per_s_vs_trl_{b}: {g:.2f} (goal > 1; per-step IQR {glo:.2f}–{ghi:.2f}, summed {ka / kb:.2f}; "
+                  f"alignkit {ka:.1f} generated tokens/s, {label} {kb:.1f}; generation {ga[0] / ta:.0%} of alignkit's step time, "
+                  f"{gb[0] / tb:.0%} of {b}'s; {note})", flush=True)
+    print(f"grpo/greedy_completions_identical: {same}/{total} (goal all; alignkit's generation path vs plain generate, {MODEL} after "
+          f"training, {next(run.model.parameters()).dtype} weights, 64 tokens; adapters merged: {'yes' if merged else 'no (bf16: off)'})", flush=True)
 
 if __name__ == "__main__": main()
