@@ -29,7 +29,8 @@ its `on_step_end`: generation, rewards, reference forward, loss, backward, optim
 generation time is the time in TRL's `_generate_single_turn`, and its generated tokens the completion tokens that
 returned (up to and including the end token). Bounded by time: each trainer has a wall budget of BUDGET seconds of its
 own steps; the step that spends it is its last (its on_step_end sets `control.should_training_stop`, the turnstile
-lets the others go on). TRL's defaults (8 × 512 tokens, gradient checkpointing) take minutes a step on SmolLM2, so
+lets the others go on), and a TRL step still running when the budget is spent is stopped inside it and not counted
+(bench_runners' `abort_over_budget`: on a CPU where bf16 is emulated one step of TRL's defaults takes far longer). TRL's defaults (8 × 512 tokens, gradient checkpointing) take minutes a step on SmolLM2, so
 that side usually does one or two steps. A ratio is over the steps both sides did, leaving out the first WARMUP where
 both did more than that (else "incl. warm-up" is printed): the median over those steps of TRL's step time ÷
 alignkit's (= alignkit's steps/s ÷ TRL's); generated tokens/s likewise, alignkit's ÷ TRL's. The spread is the
@@ -48,7 +49,7 @@ os.environ.setdefault("ALIGNKIT_QUIET", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runners import Turnstile, config_diff, _iqr        # the lock-step turnstile of the DPO/SFT bench
+from bench_runners import OverBudget, Turnstile, abort_over_budget, config_diff, _iqr   # the lock-step machinery of the DPO/SFT bench
 
 STEPS = int(os.environ.get("BENCH_GRPO_STEPS", "12"))
 WARMUP = int(os.environ.get("BENCH_GRPO_WARMUP", "1"))
@@ -69,8 +70,11 @@ def _model(quant):
 
 class StepMeter:
     "Times each optimizer step of one trainer (turn to on_step_end) and its generation; stops it when its budget is spent."
-    def __init__(self, name, gate): self.name, self.gate, self.times, self.gen_s, self.gen_tokens = name, gate, [], [], []
-    def attach(self, trainer):
+    def __init__(self, name, gate):
+        self.name, self.gate, self.times, self.gen_s, self.gen_tokens = name, gate, [], [], []
+        self.budget, self.used, self.running, self.t0 = BUDGET, 0.0, False, 0.0
+    def attach(self, trainer, abort=True):
+        "Meter `trainer`; with `abort`, a step still running when the budget is spent is stopped inside (`abort_over_budget`)."
         from transformers import TrainerCallback
         meter, generate = self, trainer._generate_single_turn
         def timed(*args, **kwargs):
@@ -79,16 +83,18 @@ class StepMeter:
             meter.g_s += time.perf_counter() - t; meter.g_tok += sum(len(c) for c in out[0])
             return out
         trainer._generate_single_turn = timed
+        if abort: abort_over_budget(trainer.model, meter)
         class Cb(TrainerCallback):
             def on_train_begin(self, args, state, control, **kw): meter.gate.wait(meter.name); meter._start()
             def on_step_end(self, args, state, control, **kw):
                 meter.times.append(time.perf_counter() - meter.t0); meter.gen_s.append(meter.g_s); meter.gen_tokens.append(meter.g_tok)
-                if sum(meter.times) >= BUDGET: control.should_training_stop = True
+                meter.used += meter.times[-1]
+                if meter.used >= meter.budget: control.should_training_stop = True
                 meter.gate.next(meter.name); meter.gate.wait(meter.name); meter._start()
-            def on_train_end(self, args, state, control, **kw): meter.gate.finish(meter.name)
+            def on_train_end(self, args, state, control, **kw): meter.running = False; meter.gate.finish(meter.name)
         trainer.add_callback(Cb())
         return trainer
-    def _start(self): self.t0, self.g_s, self.g_tok = time.perf_counter(), 0.0, 0
+    def _start(self): self.t0, self.g_s, self.g_tok, self.running = time.perf_counter(), 0.0, 0, True
 
 def start_alignkit(data, reward, out, meter):
     "alignkit's `grpo` with its defaults, training in its own thread (held by the turnstile); returns the Run."
@@ -96,7 +102,7 @@ def start_alignkit(data, reward, out, meter):
     from alignkit.runners import RUNNERS, get_runner
     model, tok = _model("auto")
     runner = get_runner("grpo")         # the run looks its runner up at start: add the meter to the trainer it builds
-    RUNNERS["grpo"] = dataclasses.replace(runner, build=lambda run: meter.attach(runner.build(run)))
+    RUNNERS["grpo"] = dataclasses.replace(runner, build=lambda run: meter.attach(runner.build(run), abort=False))
     try:
         with warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
@@ -117,6 +123,7 @@ def start_trl(data, reward, out, meter, args=None, quant="fp32"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 trainer.train()
+        except OverBudget: meter.running = False       # its last step was cut short: only its finished steps count
         except BaseException as e: err.append(e)
         finally: meter.gate.finish(meter.name)
     th = threading.Thread(target=target, name=f"bench-{meter.name}", daemon=True)
@@ -141,7 +148,8 @@ def one_rep(data, reward, d, i):
         if t.err: raise t.err[0]
     diff = config_diff(run.trainer.args, tr_eq.args)
     assert not diff, f"TRL at equal settings differs from alignkit's config: {diff}"
-    fp32 = next(run.model.parameters()).dtype == __import__("torch").float32     # merged_lora acts on fp32 weights only
+    import torch
+    fp32 = next(run.model.parameters()).dtype == torch.float32     # merged_lora acts on fp32 weights only
     assert (run.trainer.merged_generations > 0) == fp32, f"merged generations: {run.trainer.merged_generations} on {'fp32' if fp32 else 'bf16'}"
     return meters, run
 
@@ -213,7 +221,10 @@ def main():
             print(f"grpo/gen_tokens_per_s_vs_trl_{b}: {g:.2f} (goal > 1; per-step IQR {glo:.2f}–{ghi:.2f}, summed {ka / kb:.2f}; "
                   f"alignkit {ka:.1f} generated tokens/s, {label} {kb:.1f}; generation {ga[0] / ta:.0%} of alignkit's step time, "
                   f"{gb[0] / tb:.0%} of {b}'s; {note})", flush=True)
-    print(f"grpo/greedy_completions_identical: {same}/{total} (goal all; alignkit's generation path vs plain generate, {MODEL} after "
-          f"training, {next(run.model.parameters()).dtype} weights, 64 tokens; adapters merged: {'yes' if merged else 'no (bf16: off)'})", flush=True)
+    dtype = next(run.model.parameters()).dtype
+    if merged: print(f"grpo/greedy_completions_identical: {same}/{total} (goal all; alignkit's generation path, adapters merged, vs plain "
+                     f"generate, {MODEL} after training, {dtype} weights, 64 tokens)", flush=True)
+    else: print(f"grpo/greedy_completions_identical: n/a (goal all; {dtype} weights: alignkit generates without merging here, "
+                f"the same path as plain generate, so there is nothing to compare)", flush=True)
 
 if __name__ == "__main__": main()

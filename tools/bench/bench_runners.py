@@ -165,6 +165,14 @@ class Turnstile:
 class OverBudget(Exception):
     "Raised inside a step of a trainer whose time budget is spent (bounds the bench where a step takes minutes)."
 
+def abort_over_budget(model, meter):
+    """Raise OverBudget inside a step of `model` once `meter`'s budget is spent (a forward pre-hook on every decoder
+    layer; `meter` has running, used, t0 and budget: the seconds of its finished steps, when this one began)."""
+    def over(mod, args):
+        if meter.running and meter.used + time.perf_counter() - meter.t0 > meter.budget: raise OverBudget(meter.name)
+    for mod in model.modules():
+        if type(mod).__name__.endswith("DecoderLayer"): mod.register_forward_pre_hook(over)
+
 class Meter:
     """Times each optimizer step of one trainer (turn to on_step_end), counts the tokens of the batches it was fed,
     their labelled positions and Σ len² (for the work count), and stops the trainer when its budget is spent."""
@@ -195,11 +203,7 @@ class Meter:
                 meter.ref_fwd += time.perf_counter() - t
             return step(model, inputs, *a, **k)
         trainer.training_step = training_step
-        if abort:
-            def over(mod, args):
-                if meter.running and meter.used + time.perf_counter() - meter.t0 > meter.budget: raise OverBudget(meter.name)
-            for mod in trainer.model.modules():
-                if type(mod).__name__.endswith("DecoderLayer"): mod.register_forward_pre_hook(over)
+        if abort: abort_over_budget(trainer.model, meter)
         class Cb(TrainerCallback):
             def on_train_begin(self, args, state, control, **kw):
                 meter.gate.wait(meter.name); meter.t0, meter.last, meter.running = time.perf_counter(), 0, True
