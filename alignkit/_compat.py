@@ -29,6 +29,8 @@ PRIVATE_NAMES = {
     "grpo": [("trl", f"{c}.{m}") for c in ("GRPOTrainer", "RLOOTrainer")
              for m in ("_generate_and_score_completions", "_get_per_token_logps_and_entropies", "_compute_loss",
                        "_generate_single_turn")],
+    "data_lab": [("trl", f"{c}._prepare_dataset") for c in ("SFTTrainer", "DPOTrainer", "KTOTrainer")] +
+                [("trl", "GRPOTrainer._tokenize_prompts")],      # the data lab tokenizes rows with TRL's own code
 }
 
 def _versions() -> str:

@@ -197,6 +197,8 @@ class TokenReport:
 
 def inspect_tokens(data, tokenizer, *, kind:str|None=None, config=None, **trl_args) -> TokenReport:
     "The tokens a TRL trainer sees for each row of `data`: TRL's own tokenization and masks, and what its limits cut."
+    from alignkit._compat import check
+    check("data_lab")               # the private TRL names the lab calls: a clear CompatError, not an AttributeError
     data = data if isinstance(data, Data) else load_data(data, kind=kind)
     trainer = TRAINERS[data.kind]
     s = trl_settings(trainer, config, **trl_args)
