@@ -16,8 +16,8 @@ from .data import Data, load_data
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TRAINERS', 'LIMITS', 'PREFLIGHT', 'trl_classes', 'trl_settings', 'Seq', 'TokenRow', 'TokenReport', 'inspect_tokens',
-           'LengthProfile', 'length_profile', 'preflight']
+__all__ = ['TRAINERS', 'LIMITS', 'PREFLIGHT', 'PREFLIGHT_ROWS', 'trl_classes', 'trl_settings', 'Seq', 'TokenRow', 'TokenReport',
+           'inspect_tokens', 'LengthProfile', 'length_profile', 'preflight', 'run_preflight']
 
 # %% ../nbs/03_data_lab.ipynb #93d1c354
 TRAINERS = {"sft": "sft", "preference": "dpo", "unpaired": "kto", "prompt": "grpo"}   # data kind → the TRL trainer whose tokenization the lab shows
@@ -271,6 +271,7 @@ class LengthProfile:
     suggested: dict                  # limit → {"p95": n, "p99": n}
     gap: float|None = None           # mean chosen − rejected completion tokens (pairs only)
     trainer: str = ""
+    rows: tuple|None = None          # (rows profiled, rows in the data) when pre-flight sampled
     def __repr__(self): return f"LengthProfile({self.trainer}, truncated={self.truncated}, suggested={self.suggested})"
 
 def length_profile(data, tokenizer, *, kind:str|None=None, config=None, **trl_args) -> LengthProfile:
@@ -317,16 +318,34 @@ def _repr_html_(self:LengthProfile):
     return f"<p>{html.escape(lim)}</p>{gap}" + self.table.round(1).to_html()
 
 # %% ../nbs/03_data_lab.ipynb #3e4b3ccf
-PREFLIGHT = 0.05
+PREFLIGHT = 0.05                    # the share of rows a limit may truncate before a run is refused
+PREFLIGHT_ROWS = 2000               # more rows than this: a seeded random sample is profiled (TRL tokenizes them all again)
 
-def preflight(data, tokenizer, *, threshold:float=PREFLIGHT, kind:str|None=None, config=None, **trl_args) -> LengthProfile:
-    "Raise ConfigError when the limits would truncate more than `threshold` of `data`'s rows; else the `LengthProfile`."
-    lp = length_profile(data, tokenizer, kind=kind, config=config, **trl_args)
-    n = len(next(iter(lp.lengths.values())))
-    what = "the reference answers (with EOS) of" if lp.trainer == "grpo" else ""
+def _threshold(threshold) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise ConfigError(f"preflight={threshold!r}: pass the share of rows that may be truncated (a number from 0 to 1, "
+                          f"default {PREFLIGHT}), or preflight=False to turn the check off.")
+    return float(threshold)
+
+def _sample(data:Data, max_rows:int|None, seed:int=0) -> Data:
+    if max_rows is None or len(data) <= max_rows: return data
+    return Data(data.dataset.shuffle(seed=seed).select(range(max_rows)), data.kind, data.format, data.trl_type,
+                f"{data.source} [a random sample of {max_rows:,} of {len(data):,} rows, seed {seed}]")
+
+def preflight(data, tokenizer, *, threshold:float=PREFLIGHT, kind:str|None=None, config=None, max_rows:int|None=PREFLIGHT_ROWS,
+              **trl_args) -> LengthProfile:
+    """Raise ConfigError when the limits would truncate more than `threshold` of `data`'s rows; else the `LengthProfile`.
+    Of more than `max_rows` rows a seeded random sample is profiled (`max_rows=None`: every row)."""
+    threshold = _threshold(threshold)
+    data = data if isinstance(data, Data) else load_data(data, kind=kind)
+    n_all, data = len(data), _sample(data, max_rows)
+    lp = length_profile(data, tokenizer, config=config, **trl_args)
+    n = len(data)
+    rows = f"{n} rows" if n == n_all else f"{n:,} sampled rows (of {n_all:,})"
+    what = "the reference answers (with EOS) of " if lp.trainer == "grpo" else ""
     for k, frac in lp.truncated.items():
         if frac > threshold:
-            raise ConfigError(f"{k}={lp.limits[k]} would truncate {what} {round(frac * n)} of {n} rows ({frac:.1%}, more than the "
+            raise ConfigError(f"{k}={lp.limits[k]} would truncate {what}{round(frac * n)} of {rows} ({frac:.1%}, more than the "
                               f"pre-flight threshold {threshold:.0%}): set {k}={lp.suggested[k]['p99']} (the 99th percentile, rounded up), "
                               f"or pass preflight={min(1, math.ceil(frac * 20) / 20)} to accept it, or preflight=False to turn the check off.")
     if lp.prompt_cut > threshold:
@@ -337,4 +356,33 @@ def preflight(data, tokenizer, *, threshold:float=PREFLIGHT, kind:str|None=None,
     if mcl is not None and ctx and ctx < 1e7 and (lp.lengths["prompt"] + mcl > ctx).mean() > threshold:
         raise ConfigError(f"max_completion_length={mcl} leaves no room: longest prompt {int(lp.lengths['prompt'].max())} tokens + {mcl} "
                           f"exceeds the context of {ctx} tokens. Lower max_completion_length or shorten the prompts.")
+    lp.rows = (n, n_all)
     return lp
+
+# %% ../nbs/03_data_lab.ipynb #64b00a30
+def run_preflight(data:Data, tokenizer, config, threshold=PREFLIGHT) -> LengthProfile|None:
+    """A runner's pre-flight: `preflight` of `data` under its TRL `config`; None when `threshold` is False, there is no
+    tokenizer, or `config` sets none of the limits the lab reads."""
+    if threshold is False or tokenizer is None: return None
+    trainer = TRAINERS[data.kind]
+    if not any(hasattr(config, k) for k in LIMITS[trainer]): return None
+    args = {}
+    if getattr(config, "packing", False) and getattr(config, "packing_strategy", "bfd") != "bfd": args["max_length"] = None
+    return preflight(data, tokenizer, threshold=PREFLIGHT if threshold in (None, True) else threshold, config=config, **args)
+
+@patch
+def summary(self:LengthProfile) -> dict:
+    "The profile as plain JSON data: what the run log records before training."
+    n = len(next(iter(self.lengths.values())))
+    return dict(trainer=self.trainer, rows=list(self.rows or (n, n)), limits=self.limits, truncated=self.truncated,
+                prompt_cut=self.prompt_cut, suggested=self.suggested, gap=self.gap,
+                lengths={k: {c: float(v) for c, v in r.items()} for k, r in self.table.to_dict("index").items()})
+
+@patch(as_prop=True)
+def message(self:LengthProfile) -> str:
+    "One line for people: what each limit truncates, of how many rows, and the suggested value."
+    n, n_all = self.rows or (len(next(iter(self.lengths.values()))),) * 2
+    of = f"{n:,} rows" if n == n_all else f"{n:,} sampled rows (of {n_all:,})"
+    lim = "; ".join(f"{k}={v} truncates {self.truncated[k]:.1%}" + (f" (99 % of rows fit in {self.suggested[k]['p99']})" if k in self.suggested else "")
+                    for k, v in self.limits.items())
+    return f"pre-flight over {of}: {lim}" + (f"; chosen − rejected {self.gap:+.1f} tokens" if self.gap is not None else "")

@@ -353,6 +353,7 @@ class Run(Job):
         self.log = RunLog(self.run_dir)
         self.trainer = self.callback = self._dashboard = None
         self.trust, self._lock = trust, None      # trust: whoever made the run folder may run code here (see above)
+        self.preflight = None                     # the data lab's LengthProfile start_run measured (the log keeps its summary)
 
     @property
     def metrics(self):
@@ -607,11 +608,12 @@ def _tokenizer_of(model, tokenizer):
 # %% ../nbs/30_runners.ipynb #fd688843
 def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16,
               quant:str="auto", options:dict|None=None, rewards=None, reward_specs=None, overwrite:bool=False, resume:bool=False,
-              trust:bool=False, **trl_args) -> Run:
+              trust:bool=False, preflight:float|bool=True, **trl_args) -> Run:
     """Validate, claim the run directory (main process), load the model if needed, and start training runner `kind`.
     `output_dir` must be new or empty, or hold a run of alignkit's: `overwrite=True` replaces that run (deleting only what
     alignkit wrote), `resume=True` continues it from its last checkpoint (with its own data and arguments; `trust` as in
-    `Run.open`) or starts afresh when it has none."""
+    `Run.open`) or starts afresh when it has none. `preflight`: the share of rows the length limits may truncate before the
+    run is refused (True: the data lab's default, 5 %; False: no pre-flight); its profile is the log's `preflight` event."""
     from alignkit.data import load_data
     r = get_runner(kind)
     options = {k: v for k, v in (options or {}).items() if v is not None}
@@ -624,7 +626,10 @@ def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, backgro
     cfg_obj = trl_config(r.classes()[0], run_dir, args)          # TRL's own checks, before any weights
     _warn_emulated_bf16(cfg_obj)
     if len(train) < 1: raise ConfigError("the training data is empty.")
-    if r.check: r.check(cfg_obj, train, _tokenizer_of(model, tokenizer), options, rewards)
+    tok = _tokenizer_of(model, tokenizer)
+    if r.check: r.check(cfg_obj, train, tok, options, rewards)
+    from alignkit.data_lab import run_preflight
+    profile = run_preflight(train, tok, cfg_obj, preflight)      # tokens as TRL will build them, before any weights
     if resume and run_id(run_dir) and (run_dir/RUN_FILE).exists():
         run = _resume_existing(kind, run_dir, model, tokenizer, rewards, trust, background)
         if run is not None: return run
@@ -646,7 +651,8 @@ def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, backgro
                 specs = reward_specs(run_dir) if callable(reward_specs) else list(reward_specs or [])   # may save reward models there
             cfg = RunConfig(kind=kind, model=model_spec(model), args=args, data_kind=train.kind, rewards=specs, options=options)
             run = Run(cfg, run_dir, model, tokenizer, train, ev, rewards=rewards, trust=True)   # its config is this call's
-            run._lock = lock
+            run._lock, run.preflight = lock, profile
+            if main and profile is not None: run.log.log_event("preflight", message=profile.message, **profile.summary())
             if r.prepare: r.prepare(run)                              # e.g. DPO records its reference
             if main: cfg.save(run_dir)
     except BaseException:
