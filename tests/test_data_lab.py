@@ -96,3 +96,22 @@ def test_preflight_threshold(model_tok):
         ak.preflight(rows, tok, kind="sft", max_length=128, threshold=0.05)
     lp = ak.preflight(rows, tok, kind="sft", max_length=128, threshold=0.2)
     assert lp.truncated["max_length"] == pytest.approx(0.10)
+
+def test_runner_preflight(model_tok, tmp_path):
+    "Every runner: refused before the folder is claimed or a model loads; accepted at a higher threshold, the profile logged."
+    rows = _rows("sft", 100)
+    for r in rows[:10]: r["messages"][-1]["content"] = "word " * 200       # 10 % overlong rows
+    with pytest.raises(ConfigError, match="max_length=128 would truncate 10 of 100 rows"):
+        ak.sft("smollm2", rows, max_length=128, output_dir=tmp_path/"refused")
+    assert not (tmp_path/"refused").exists()
+    with pytest.raises(ConfigError, match="preflight="):
+        ak.sft("smollm2", rows, max_length=128, output_dir=tmp_path/"bad", preflight="yes")
+    run = ak.sft("smollm2", rows, max_length=128, max_steps=1, output_dir=tmp_path/"ok", background=False, preflight=0.2, disable_tqdm=True)
+    assert run.preflight.truncated["max_length"] == pytest.approx(0.10)
+    ev = ak.RunLog(tmp_path/"ok").events
+    pf = ev[ev.event == "preflight"].data.iloc[0]
+    assert pf["truncated"]["max_length"] == pytest.approx(0.10) and pf["limits"] == {"max_length": 128}
+    (tmp_path/"mine").mkdir(); (tmp_path/"mine"/"notes.txt").write_text("a user's file")
+    with pytest.raises(ConfigError) as e:                   # preflight=False: the next check (the folder's claim) is reached
+        ak.sft("smollm2", rows, max_length=128, output_dir=tmp_path/"mine", preflight=False)
+    assert "truncate" not in str(e.value) and (tmp_path/"mine"/"notes.txt").read_text() == "a user's file"
