@@ -521,12 +521,59 @@ def open(cls:Run, run_dir, model=None, tokenizer=None, *, trust:bool=False):
     start_distributed()
     return cls(cfg, run_dir, model, tokenizer, data[0], data[1], trust=trust)
 
+# %% ../nbs/30_runners.ipynb #349f1257
+def _checkpoint_at(run, step:int|None) -> Path:
+    "The checkpoint saved at `step` (None: the last one), or a ConfigError listing those there are."
+    if step is None:
+        if (last := run.last_checkpoint) is None:
+            raise ConfigError(f"{str(run.run_dir)!r} has no checkpoint to resume from; start the run again instead.")
+        return last
+    done = {int(_CHECKPOINT.fullmatch(c.name)[1]): c for c in run.checkpoints if (c/"trainer_state.json").exists()}
+    if step not in done: raise ConfigError(f"no checkpoint at step {step} in {str(run.run_dir)!r}; there are: {sorted(done) or 'none'}.")
+    return done[step]
+
+def _change(run, changes:dict, at:Path) -> dict:
+    "Apply TRL-argument `changes` to `run` (validated first; run.json and a `change` event record them): {name: (old, new)}."
+    args = {**run.config.args, **changes}
+    trl_config(run.runner.classes()[0], run.run_dir, args)          # unknown names and bad values: ConfigError, nothing changed
+    risky = risky_args(changes)
+    if risky and not run.trust:
+        raise TrustError("resume(" + ", ".join(risky) + "=…) " + "; ".join(risky.values()) + ": open the run with trust=True to allow it.")
+    diff = {k: (run.config.args.get(k), v) for k, v in changes.items() if run.config.args.get(k) != v}
+    if not diff: return {}
+    run.config.args = args
+    if "learning_rate" in diff: run._lr_change = diff["learning_rate"]
+    if process_rank()[0] == 0:
+        run.config.save(run.run_dir)
+        what = ", ".join(f"{k} {o!r} → {n!r}" for k, (o, n) in diff.items())
+        run.log.log_event("change", step=int(_CHECKPOINT.fullmatch(at.name)[1]), message=f"resumed from {at.name} with {what}",
+                          changes={k: [o, n] for k, (o, n) in diff.items()}, checkpoint=at.name)
+    return diff
+
+@trainer_callback
+def _rescaled_schedule(run):
+    "After a resume that changed learning_rate: scale the optimiser's restored rates and schedule by new / old."
+    change, run._lr_change = getattr(run, "_lr_change", None), None
+    if change is None: return None
+    from transformers import TrainerCallback
+    old, new = (float(x) for x in change)
+    class RescaledSchedule(TrainerCallback):
+        def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kw):
+            scale = (lambda lr: lr * new / old) if old > 0 else (lambda lr: new)
+            for g in getattr(optimizer, "param_groups", []):
+                g["lr"] = scale(g["lr"])
+                if "initial_lr" in g: g["initial_lr"] = scale(g["initial_lr"])
+            if hasattr(lr_scheduler, "base_lrs"): lr_scheduler.base_lrs = [scale(b) for b in lr_scheduler.base_lrs]
+            if hasattr(lr_scheduler, "_last_lr"): lr_scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+    return RescaledSchedule()
+
 @patch
-def resume(self:Run, background:bool|None=None):
-    "Continue from the last checkpoint, with the same step numbering (the log keeps one record per step)."
-    last = self.last_checkpoint
-    if last is None: raise ConfigError(f"{str(self.run_dir)!r} has no checkpoint to resume from; start the run again instead.")
-    return self.start(background=background, resume_from=last)
+def resume(self:Run, background:bool|None=None, checkpoint:int|None=None, **changes):
+    """Continue from the last checkpoint (or the one saved at step `checkpoint`), with the same step numbering; `changes`
+    override TRL arguments from there on (validated before anything trains, recorded in run.json and as a `change` event)."""
+    at = _checkpoint_at(self, checkpoint)
+    if changes: _change(self, changes, at)
+    return self.start(background=background, resume_from=at)
 
 # %% ../nbs/30_runners.ipynb #e806c1a7
 def process_rank() -> tuple[int, int]:
