@@ -69,14 +69,17 @@ def _is_number(v) -> bool: return type(v) is float or (type(v) is int and abs(v)
 def _numbers(d) -> bool: return isinstance(d, dict) and all(map(_is_number, d.values()))
 
 # per record type: field -> (check, default when missing; _REQUIRED when it must be there)
-_REQUIRED = object()
+_REQUIRED, _OPTIONAL = object(), object()     # a field every record of its type has; one a record may leave out
+def _is_rollout_value(v) -> bool: return v is None or type(v) is bool or _is_number(v)
+
 _FIELDS = {
     "metric": {"step": (_is_step, _REQUIRED), "values": (_numbers, _REQUIRED)},
     "event":  {"event": (lambda v: isinstance(v, str), _REQUIRED), "step": (lambda v: v is None or _is_step(v), None),
                "message": (lambda v: isinstance(v, str), ""), "data": (lambda v: isinstance(v, dict), {}),
-               "reason": (lambda v: v is None or isinstance(v, str), None)},
+               "reason": (lambda v: v is None or isinstance(v, str), _OPTIONAL)},
     "sample": {"step": (_is_step, _REQUIRED), "prompt": (lambda v: isinstance(v, str), _REQUIRED),
-               "completion": (lambda v: isinstance(v, str), _REQUIRED), "rewards": (_numbers, {})},
+               "completion": (lambda v: isinstance(v, str), _REQUIRED), "rewards": (_numbers, {}),
+               "rollout": (lambda v: isinstance(v, dict) and all(_is_rollout_value(x) for x in v.values()), _OPTIONAL)},
     "config": {"config": (lambda v: isinstance(v, dict), _REQUIRED)},
 }
 
@@ -106,7 +109,7 @@ def _check(rec) -> tuple[str, list]:
     for name, (ok, default) in _FIELDS.get(rec["type"], {}).items():
         if name not in rec:
             if default is _REQUIRED: return f"is a {rec['type']} record without '{name}'", dropped
-            if name != "reason": rec[name] = type(default)() if isinstance(default, dict) else default
+            if default is not _OPTIONAL: rec[name] = type(default)() if isinstance(default, dict) else default
         elif not ok(rec[name]): return f"is a {rec['type']} record whose '{name}' is {json.dumps(rec[name])[:80]}, not what a run log holds there", dropped
     _restore_floats(rec)
     return "", dropped
@@ -285,13 +288,20 @@ class RunLog:
         if reason is not None: rec["reason"] = str(reason)
         self._write(rec)
 
-    def log_sample(self, step: int, prompt: str, completion: str, rewards: dict | None = None):
-        "Record one generated sample at `step` with its rewards (reward name → number)."
+    def log_sample(self, step: int, prompt: str, completion: str, rewards: dict | None = None, rollout: dict | None = None):
+        """Record one generated sample at `step` with its rewards (reward name → number) and, for RL, its `rollout` facts
+        (numbers, booleans or None by name: `group`, `index` in the group, `advantage`, `total` reward, `length`, `truncated`)."""
         step = _check_step(step, "log_sample")
         rewards = {str(k): _as_number(v) for k, v in (rewards or {}).items()}
         if None in rewards.values():
             raise RunLogError(f"log_sample got rewards={rewards!r} at step {step}; every reward must be a number.")
-        self._write({"type": "sample", "time": time.time(), "step": step, "prompt": str(prompt), "completion": str(completion), "rewards": rewards})
+        rec = {"type": "sample", "time": time.time(), "step": step, "prompt": str(prompt), "completion": str(completion), "rewards": rewards}
+        if rollout:
+            kept = {str(k): v if type(v) is bool or v is None else _as_number(v) for k, v in rollout.items()}
+            if any(kept[str(k)] is None and v is not None for k, v in rollout.items()):
+                raise RunLogError(f"log_sample got rollout={rollout!r} at step {step}; its values are numbers, booleans or None.")
+            rec["rollout"] = kept
+        self._write(rec)
 
     def close(self):
         "Close the log file (writing again reopens it)."
@@ -333,9 +343,9 @@ class RunLog:
 
     @property
     def samples(self):
-        "DataFrame of samples: `time`, `step`, `prompt`, `completion`, `rewards` (a dict)."
+        "DataFrame of samples: `time`, `step`, `prompt`, `completion`, `rewards` and `rollout` (dicts; `{}` when not logged)."
         import pandas as pd
-        return pd.DataFrame(self._of("sample"), columns=["time", "step", "prompt", "completion", "rewards"])
+        return pd.DataFrame([{"rollout": {}, **r} for r in self._of("sample")], columns=["time", "step", "prompt", "completion", "rewards", "rollout"])
 
     @property
     def config(self) -> dict:
