@@ -12,7 +12,7 @@ from pathlib import Path
 from .core import *
 
 # %% auto #0
-__all__ = ['PRIVATE_NAMES', 'LOGITS_AT_ONCE', 'SAMPLES_PER_GENERATION', 'CompatError', 'check', 'log_probs_only', 'cpu_logprobs',
+__all__ = ['PRIVATE_NAMES', 'LOGITS_AT_ONCE', 'ROLLOUT_GROUPS', 'CompatError', 'check', 'log_probs_only', 'cpu_logprobs',
            'compact_lm_head', 'cpu_attention', 'pair_lengths', 'fresh_lora', 'dpo_reference', 'dpo_trainer_class',
            'nonfinite', 'online_trainer_class']
 
@@ -207,7 +207,7 @@ def dpo_trainer_class():
     return DPOTrainer
 
 # %% ../nbs/29_compat.ipynb #80b34f56
-SAMPLES_PER_GENERATION = 4
+ROLLOUT_GROUPS = 4             # groups (every completion of a prompt) logged per generation: the rollout explorer's samples
 
 def nonfinite(model) -> list[str]:
     "Names of `model`'s trainable parameters that hold a NaN or an infinity."
@@ -216,7 +216,7 @@ def nonfinite(model) -> list[str]:
 
 class _OnlineMixin:
     "Samples to the RunLog and importance-ratio spread, on top of TRL's GRPO/RLOO trainer."
-    _alignkit_log, _alignkit_new, _alignkit_logps = None, False, None
+    _alignkit_log, _alignkit_new, _alignkit_logps, _alignkit_rollout = None, False, None, None
 
     def train(self, *args, **kwargs):
         # transformers' MoE models compute the aux loss in every forward when the config says output_router_logits,
@@ -243,7 +243,13 @@ class _OnlineMixin:
             bad = nonfinite(self.model)
             if bad: self._nonfinite(f"the policy's weights ({bad[0]}{' …' if len(bad) > 1 else ''})", e)
             raise
-        if self.model.training: self._alignkit_new = True
+        if self.model.training:
+            self._alignkit_new = True
+            ids, mask = out.get("completion_ids"), out.get("completion_mask")
+            tok = getattr(self.processing_class, "tokenizer", self.processing_class)
+            if ids is not None and mask is not None and getattr(tok, "eos_token_id", None) is not None:
+                ended = ((ids == tok.eos_token_id) & mask.bool()).any(1)      # no EOS within the kept tokens: cut at the limit
+                self._alignkit_rollout = (mask.sum(1).tolist(), (~ended).tolist())
         return out
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
@@ -280,11 +286,28 @@ def log(self:_OnlineMixin, logs, start_time=None):
     if training and gn is not None and not math.isfinite(gn): self._nonfinite("the gradient norm")
     if not (training and self._alignkit_new and self._alignkit_log is not None and self.accelerator.is_main_process): return
     self._alignkit_new = False
-    ps, cs, rw = list(self._logs["prompt"]), list(self._logs["completion"]), {k: list(v) for k, v in self._logs["rewards"].items()}
-    g = max(1, self.num_generations)
-    for i in list(range(0, len(ps), g))[:SAMPLES_PER_GENERATION]:
-        r = {k: v[i] for k, v in rw.items() if i < len(v) and v[i] is not None and not math.isnan(v[i])}
-        self._alignkit_log.log_sample(self.state.global_step, completion_text(ps[i]), completion_text(cs[i]), r)
+    for prompt, completion, rewards, rollout in _rollout_samples(self):
+        self._alignkit_log.log_sample(self.state.global_step, prompt, completion, rewards, rollout)
+
+def _rollout_samples(self, groups:int|None=None):
+    """The latest generation's first `groups` groups (default `ROLLOUT_GROUPS`), as (prompt, completion, rewards, rollout):
+    each reward function's score, and the rollout facts: group, index in the group, the advantage TRL computed, the total
+    reward (TRL's reward weights), the completion's length in tokens and whether it was cut at the limit."""
+    ps, cs, adv = list(self._logs["prompt"]), list(self._logs["completion"]), list(self._logs["advantages"])
+    rw = {k: list(v) for k, v in self._logs["rewards"].items()}
+    lengths, cut = self._alignkit_rollout or ((), ())
+    if len(lengths) != len(ps): lengths = cut = ()                   # another process's batch (distributed): not known here
+    names, g = list(rw), max(1, self.num_generations)
+    weights = [float(w) for w in getattr(self, "reward_weights", [1.0] * len(names))]
+    num = lambda v: v is not None and not math.isnan(v)
+    for j in range(min(groups or ROLLOUT_GROUPS, len(ps) // g)):
+        for k in range(g):
+            i = j * g + k
+            r = {n: float(v[i]) for n, v in rw.items() if i < len(v) and num(v[i])}
+            total = sum(w * r[n] for n, w in zip(names, weights) if n in r)
+            yield (completion_text(ps[i]), completion_text(cs[i]), r,
+                   dict(group=j, index=k, advantage=float(adv[i]) if i < len(adv) and num(adv[i]) else None, total=total,
+                        length=int(lengths[i]) if lengths else None, truncated=bool(cut[i]) if cut else None))
 
 @functools.cache
 def online_trainer_class(kind:str):

@@ -380,9 +380,14 @@ def _log(self, logs:dict, b:dict|None):
     self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs=logs)
     log = self._runlog() if self.state.is_world_process_zero and b is not None and self.args.log_completions else None
     if log is not None:
-        for i in range(min(self.args.num_completions_to_print, len(b["prompts"]))):
+        n = min(self.args.num_completions_to_print, len(b["prompts"]))
+        lengths = b["mask"][:n].sum(1)
+        adv = ((b["adv"][:n] * b["mask"][:n]).sum(1) / lengths.clamp(min=1)).tolist()      # per completion: its tokens' mean
+        for i in range(n):   # PPO has no groups: each completion is its own, and its advantage is per token (the mean here)
             log.log_sample(self.state.global_step, completion_text(b["prompts"][i]), completion_text(b["completions"][i]),
-                           {**{k: v[i] for k, v in b["per_reward"].items() if not math.isnan(v[i])}, "score": float(b["scores"][i])})
+                           {**{k: v[i] for k, v in b["per_reward"].items() if not math.isnan(v[i])}, "score": float(b["scores"][i])},
+                           dict(group=i, index=0, advantage=adv[i], total=float(b["scores"][i]), length=int(lengths[i]),
+                                truncated=not bool(b["has_eos"][i])))
 
 # %% ../nbs/33_ppo.ipynb #21d2ceac
 @patch_to(PPOTrainer)
