@@ -10,14 +10,14 @@ import functools, math, os, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from .core import *
-from .runners import Run, Runner, register_runner, start_run, trainer_args, quiet
+from .runners import Run, Runner, register_runner, start_run, trainer_args, quiet, trainer_callback
 from .rewards import (exact_match, reward_name, guarded, call_reward, reward_spec, resolve_rewards, check_columns,
                               run_rewards)
 from .dashboard.state import PanelSpec, REWARD_PANEL, KL_PANEL, ENTROPY_PANEL, LENGTH_PANEL
 
 # %% auto #0
-__all__ = ['VARIANTS', 'merged_lora', 'MergedGeneration', 'fast_trainer_class', 'start_rl', 'grpo', 'rloo', 'evaluate_rewards',
-           'compare_runs']
+__all__ = ['VARIANTS', 'HELD_OUT_ROWS', 'merged_lora', 'MergedGeneration', 'fast_trainer_class', 'held_out_option', 'start_rl',
+           'grpo', 'rloo', 'evaluate_rewards', 'held_out_rewards', 'compare_runs']
 
 # %% ../nbs/32_online.ipynb #41743e6c
 VARIANTS = {
@@ -128,28 +128,38 @@ _PANELS = (REWARD_PANEL, KL_PANEL, ENTROPY_PANEL,                 # the dashboar
 
 for _kind, _lr in _LEARNING_RATES.items():
     register_runner(Runner(_kind, "prompt", functools.partial(_trainer_classes, _kind), _build, _lr, defaults=_defaults(_kind),
-                           check=_check, options=("variant",) if _kind == "grpo" else (), compat=("lm_head", "attention", "grpo"),
+                           check=_check, options=("variant", "held_out_every") if _kind == "grpo" else ("held_out_every",), compat=("lm_head", "attention", "grpo"),
                            panels=_PANELS))
 
 # %% ../nbs/32_online.ipynb #5c521743
-def start_rl(kind, model, prompts, rewards, *, options=None, **kw) -> Run:
-    "Start RL runner `kind` on `prompts` with `rewards` (see `resolve_rewards`); run.json records each reward's spec."
+def held_out_option(every, eval_data) -> dict:
+    "The runner option of `held_out_every=` (validated: a whole number of steps ≥ 1, and eval data to evaluate)."
+    if every is None: return {}
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"held_out_every={every!r}: pass a whole number of steps ≥ 1 (or leave it out: no held-out evaluation).")
+    if eval_data is None: raise ConfigError("held_out_every= evaluates the held-out prompts: pass them as eval_data=.")
+    return dict(held_out_every=every)
+
+def start_rl(kind, model, prompts, rewards, *, options=None, held_out_every=None, **kw) -> Run:
+    """Start RL runner `kind` on `prompts` with `rewards` (see `resolve_rewards`); run.json records each reward's spec.
+    `held_out_every=K`: every K steps, greedy answers to the `eval_data` prompts scored (see `held_out_rewards`)."""
     from alignkit.data import load_data
+    options = {**(options or {}), **held_out_option(held_out_every, kw.get("eval_data"))}
     rewards = resolve_rewards(rewards, load_data(prompts, kind="prompt"))
     return start_run(kind, model, prompts, options=options, rewards=rewards,
                      reward_specs=lambda run_dir: [reward_spec(f, run_dir, i) for i, f in enumerate(rewards)], **kw)
 
 def grpo(model, prompts, *, rewards=None, variant:str="grpo", tokenizer=None, output_dir=None, eval_data=None, background=None,
-         lora:int=16, quant:str="auto", **trl_args) -> Run:
+         lora:int=16, quant:str="auto", held_out_every:int|None=None, **trl_args) -> Run:
     "Group-relative policy optimisation (TRL's `GRPOTrainer`); `variant` is 'grpo', 'gspo', 'dapo' or 'dr_grpo'. Default reward: `exact_match` on the 'answer' column."
     return start_rl("grpo", model, prompts, rewards, options=dict(variant=variant), tokenizer=tokenizer, output_dir=output_dir,
-                    eval_data=eval_data, background=background, lora=lora, quant=quant, **trl_args)
+                    eval_data=eval_data, background=background, lora=lora, quant=quant, held_out_every=held_out_every, **trl_args)
 
 def rloo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_data=None, background=None,
-         lora:int=16, quant:str="auto", **trl_args) -> Run:
+         lora:int=16, quant:str="auto", held_out_every:int|None=None, **trl_args) -> Run:
     "REINFORCE leave-one-out (TRL's `RLOOTrainer`): each completion's baseline is the mean reward of the others of its prompt."
     return start_rl("rloo", model, prompts, rewards, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data,
-                    background=background, lora=lora, quant=quant, **trl_args)
+                    background=background, lora=lora, quant=quant, held_out_every=held_out_every, **trl_args)
 
 # %% ../nbs/32_online.ipynb #380760e1
 def evaluate_rewards(model, prompts, rewards=None, tokenizer=None, max_new_tokens:int=32, max_rows:int|None=None,
@@ -186,6 +196,33 @@ def evaluate_rewards(model, prompts, rewards=None, tokenizer=None, max_new_token
     ev["n"] = len(rows)
     ev.completions = outs
     return ev
+
+# %% ../nbs/32_online.ipynb #ae67dbfd
+HELD_OUT_ROWS = 32        # held-out prompts answered at each evaluation (the first ones of eval_data)
+
+def held_out_rewards(run) -> list:
+    "What the held-out evaluation scores: the run's rewards, plus `exact_match` when the held-out data has answers."
+    rewards = run_rewards(run)
+    if "answer" in run.eval_data.columns and "exact_match" not in map(reward_name, rewards): rewards = [*rewards, exact_match]
+    return rewards
+
+@trainer_callback
+def _held_out(run):
+    "GRPO, RLOO and PPO runs with `held_out_every=K`: greedy held-out rewards at the start, every K steps and at the end."
+    every = run.config.options.get("held_out_every")
+    if not every or run.eval_data is None or run.runner.name not in ("grpo", "rloo", "ppo"): return None
+    from transformers import TrainerCallback
+    rewards, tokens = held_out_rewards(run), run.config.args.get("max_completion_length") or 32
+    def measure(state, model):
+        if not state.is_world_process_zero: return
+        ev = evaluate_rewards(model, run.eval_data, rewards, tokenizer=run.tokenizer, max_new_tokens=tokens, max_rows=HELD_OUT_ROWS)
+        run.log.log_metrics(state.global_step, {f"heldout/{k}": float(v) for k, v in ev.items() if k != "n"})
+    class HeldOut(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            if state.global_step == 0: measure(state, model)
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % every == 0 or state.global_step >= state.max_steps: measure(state, model)
+    return HeldOut()
 
 # %% ../nbs/32_online.ipynb #9445086d
 def compare_runs(runs:dict, metrics=("reward", "importance_ratio/token_std", "importance_ratio/sequence_std"), height:int=320):

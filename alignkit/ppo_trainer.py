@@ -482,6 +482,7 @@ def _frozen_copy(model):
 def _build(run):
     "The `PPOTrainer` of `run` (its rewards: given, else built again from run.json)."
     from alignkit.runners import trl_config
+    import alignkit.online                             # registers the held-out evaluation (`held_out_every`), resumed runs too
     rewards = run_rewards(run)
     if run.ref_model is None and not (getattr(run.model, "peft_config", None) and hasattr(run.model, "disable_adapter")):
         run.ref_model = _frozen_copy(run.model)       # the reference is the model as it was before this run trained it
@@ -503,10 +504,11 @@ def _check(cfg, data, tok, options, rewards):
 _PANELS = (REWARD_PANEL, PanelSpec("ppo_objective", "PPO objective", (r"objective/(scores|rlhf_reward)",), (r"objective/non_score_reward",),
                                    "score", "KL penalty"),
            KL_PANEL, ENTROPY_PANEL, LENGTH_PANEL, RL_LOSS_PANEL, APPROX_KL_PANEL)      # the dashboard panels of what `step` logs
-register_runner(Runner("ppo", "prompt", lambda: (PPOConfig, PPOTrainer), _build, 1e-4, defaults=_defaults, check=_check, panels=_PANELS))
+register_runner(Runner("ppo", "prompt", lambda: (PPOConfig, PPOTrainer), _build, 1e-4, defaults=_defaults, check=_check, panels=_PANELS,
+                       options=("held_out_every",)))
 
 def ppo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16,
-        quant:str="auto", reward=None, **trl_args) -> Run:
+        quant:str="auto", reward=None, held_out_every:int|None=None, **trl_args) -> Run:
     "RLHF with PPO: sample completions of `prompts`, score them with `rewards` (function(s) or a reward model's scorer, summed), and optimise the policy against a KL penalty to the reference."
     if reward is not None:
         warnings.warn("ppo(reward=...) is now ppo(rewards=...), as in grpo and rloo.", DeprecationWarning, stacklevel=2)
@@ -516,6 +518,8 @@ def ppo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_d
     if rewards is None: raise ConfigError("ppo needs rewards=: a function f(prompts, completions, **row_fields) -> list[float], a reward model's scorer() (RewardScorer), or a list of them (summed).")
     rewards = resolve_rewards(rewards, load_data(prompts, kind="prompt"))
     if isinstance(model, (str, os.PathLike)) and not lora: trl_args.setdefault("learning_rate", 1e-5)   # full fine-tuning
+    from alignkit.online import held_out_option        # (importing alignkit.online registers the held-out evaluation)
     return start_run("ppo", model, prompts, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
+                     options=held_out_option(held_out_every, eval_data),
                      lora=lora, quant=quant, rewards=rewards, reward_specs=lambda d: [reward_spec(f, d, i) for i, f in enumerate(rewards)],
                      **trl_args)
