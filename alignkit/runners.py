@@ -519,6 +519,7 @@ def open(cls:Run, run_dir, model=None, tokenizer=None, *, trust:bool=False):
     if model is None: model, tokenizer = rebuild_model(cfg.model)
     tokenizer = tokenizer or getattr(model, "alignkit_tokenizer", None)
     start_distributed()
+    load_extensions()                            # the analyses a reopened run offers: run.diagnose(), run.rollouts(), …
     return cls(cfg, run_dir, model, tokenizer, data[0], data[1], trust=trust)
 
 # %% ../nbs/30_runners.ipynb #349f1257

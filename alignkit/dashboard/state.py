@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from ..core import AlignkitError, ConfigError
+from ..doctor import Doctor, LENGTH_METRICS, at_length_limit, run_kind
 
 # %% auto #0
 __all__ = ['LOSS_PANEL', 'OPTIM_PANEL', 'OTHER_PANEL', 'REWARD_PANEL', 'KL_PANEL', 'ENTROPY_PANEL', 'LENGTH_PANEL',
@@ -250,8 +251,9 @@ def _count(v) -> bool:
 
 class DashboardState:
     """Everything a dashboard shows, as plain data: per-metric series, progress, throughput, events, alarms, latest samples.
-    `source`: a run directory or `LogReader` (read-only), a `RunLog` (alarms are also written to it), or None (`feed` only)."""
-    def __init__(self, source=None, alarms=None, max_samples:int=20, rate_window:int=50, max_history:int=10_000):
+    `source`: a run directory or `LogReader` (read-only), a `RunLog` (alarms and diagnoses are also written to it), or None
+    (`feed` only). `diagnoses`: the run doctor's settings (`alignkit.doctor.configure`), or False for none."""
+    def __init__(self, source=None, alarms=None, max_samples:int=20, rate_window:int=50, max_history:int=10_000, diagnoses=None):
         self.reader, self.log, self.run_dir = None, None, None
         if source is not None:
             from alignkit.tracking import LogReader
@@ -261,6 +263,8 @@ class DashboardState:
             else: raise ConfigError(f"DashboardState({source!r}): pass a run directory, a RunLog, a LogReader or None.")
             self.run_dir = Path(self.reader.path).parent
         self.alarm_config = AlarmConfig.of(alarms)
+        self.doctor = None if diagnoses is False else \
+            Doctor(method=run_kind(self.run_dir) if self.run_dir else None, log=self.log, **(diagnoses or {}))
         self.config, self.series, self.max_history = {}, {}, max_history   # max_history: points kept per metric (Series)
         self.events, self.checkpoints = deque(maxlen=_MAX_KEPT), deque(maxlen=_MAX_KEPT)
         self.samples = deque(maxlen=max_samples)
@@ -277,6 +281,7 @@ class DashboardState:
         "Read the records written to the run's log since the last call, a batch at a time, and apply them; returns how many."
         n = 0
         while self.reader is not None and (recs := self.reader.poll(max_bytes=_BATCH_BYTES)): n += self.feed(recs)
+        if self.doctor is not None: self.doctor.flush()     # at the end of the log: what it holds already is known
         return n
 
     def feed(self, records) -> int:
@@ -286,6 +291,7 @@ class DashboardState:
         with self._lock:
             for r in records:              # alarms already in the log are not raised again
                 if r.get("type") == "event" and r.get("event") in ("alarm", "error"): self._seen_alarm(r)
+            if self.doctor is not None: self.doctor.feed(records)
             pending = {}                   # metric values batched per name, appended to the Series in one go
             for r in records:
                 t = r.get("type")
@@ -398,13 +404,10 @@ def _check(self:DashboardState, name, v, step):
             self._raise("reward_std_collapse", name, step, v, f"{name} ≈ 0 for {c.reward_std_patience} logs in a row "
                         f"(step {step}): every completion of a prompt gets the same reward, so the advantages are zero "
                         "and nothing is learned. Use more generations, a higher temperature or a finer-grained reward.")
-    elif b == "completions/clipped_ratio":
-        if self._streak_of(name, v >= c.clipped_ratio_max) >= c.clipped_patience:
-            self._length_alarm(name, step, v, f"{v:.0%} of completions hit the maximum length")
-    elif b == "completions/mean_length":
-        mx = _num(self.config.get("max_completion_length"))
-        if mx and self._streak_of(name, v >= mx) >= c.clipped_patience:
-            self._length_alarm(name, step, v, f"mean completion length {v:g} = max_completion_length")
+    elif (pinned := at_length_limit(b, v, _num(self.config.get("max_completion_length")), c.clipped_ratio_max)) is not None:
+        if self._streak_of(name, pinned) >= c.clipped_patience:      # the run doctor's test of the same values
+            self._length_alarm(name, step, v, f"{v:.0%} of completions hit the maximum length" if b == LENGTH_METRICS[0]
+                               else f"mean completion length {v:g} = max_completion_length")
     elif b.startswith("moe/") and ((b.endswith("max_expert_share") and v > c.moe_max_share) or
                                    (b.endswith("collapse") and v >= 0.5)):
         self._raise("router_collapse", name, step, v, f"{name} = {v:.3g} at step {step}: the router sends most tokens "
@@ -425,6 +428,11 @@ def live(self:DashboardState) -> bool:
         from alignkit.runners import run_dir_busy
         if not run_dir_busy(self.run_dir): self.status = "failed"
     return self.status in ("waiting", "running")
+
+@patch(as_prop=True)
+def diagnoses(self:DashboardState) -> list:
+    "The run doctor's diagnoses so far (`alignkit.doctor.Diagnosis`), in the order they fired; [] without a doctor."
+    return [] if self.doctor is None else list(self.doctor.diagnoses.values())
 
 @patch(as_prop=True)
 def throughput(self:DashboardState) -> float|None:

@@ -12,6 +12,7 @@ import numpy as np
 from fastcore.basics import patch
 from ..core import AlignkitError, enable_widgets
 from .state import *
+from ..doctor import diagnoses_html
 
 # %% auto #0
 __all__ = ['panel_layout', 'header_html', 'samples_html', 'Dashboard', 'open_run']
@@ -142,14 +143,15 @@ def _warm_plotly():
 
 # %% ../../nbs/13_dashboard_views.ipynb #7d41b0e6
 class Dashboard:
-    """A live view of a run: header (progress, ETA, throughput, alarms), Stop button, one plotly FigureWidget per panel
-    and the latest samples. `source`: a DashboardState, RunLog, LogReader or run directory. `on_stop`: what the Stop
-    button calls (a runner passes `RunLogCallback.request_stop`); without it the button is disabled."""
+    """A live view of a run: header (progress, ETA, throughput, alarms), Stop button, one plotly FigureWidget per panel,
+    the run doctor's diagnoses and the latest samples. `source`: a DashboardState, RunLog, LogReader or run directory.
+    `on_stop`: what the Stop button calls (a runner passes `RunLogCallback.request_stop`); without it the button is disabled."""
     def __init__(self, source, on_stop=None, interval:float=1.0, min_redraw_interval:float=0.2, max_points:int=2000,
-                 width:int=480, height:int=260, alarms=None, max_samples:int=20):
+                 width:int=480, height:int=260, alarms=None, max_samples:int=20, diagnoses=None):
         import ipywidgets as W
         _warm_plotly()
-        self.state = source if isinstance(source, DashboardState) else DashboardState(source, alarms=alarms, max_samples=max_samples)
+        self.state = source if isinstance(source, DashboardState) else DashboardState(source, alarms=alarms, max_samples=max_samples,
+                                                                                            diagnoses=diagnoses)
         self.on_stop, self.interval, self.min_redraw_interval = on_stop, interval, min_redraw_interval
         self.max_points, self.width, self.height = max_points, width, height
         self.header = W.HTML(layout=W.Layout(flex="1 1 auto"))
@@ -160,9 +162,9 @@ class Dashboard:
         self.stop_button.add_class("ak-stop")
         self.stop_button.on_click(lambda _: self.stop())
         self.grid = W.GridBox(layout=W.Layout(grid_template_columns=f"repeat(auto-fill, {width}px)", grid_gap="6px", width="100%"))
-        self.samples = W.HTML()
+        self.samples, self.diagnosis = W.HTML(), W.HTML()       # diagnosis: the run doctor's findings (alignkit.doctor)
         self.box = W.VBox([W.HBox([self.header, self.stop_button], layout=W.Layout(align_items="flex-start")),
-                              self.grid, self.samples], layout=W.Layout(width="100%"))
+                              self.grid, self.diagnosis, self.samples], layout=W.Layout(width="100%"))
         self.box.add_class("ak-dashboard")
         self.figures, self._drawn = {}, {}
         self._lock, self._stopped, self._thread = threading.RLock(), threading.Event(), None
@@ -188,6 +190,8 @@ class Dashboard:
             err = f'<div style="color:#b91c1c">dashboard error: {html.escape(repr(self.error))}</div>' if self.error else ""
             self.header.value = header_html(self.state) + err
             self.samples.value = samples_html(self.state)
+            found = self.state.diagnoses
+            self.diagnosis.value = diagnoses_html(found[-20:]) if found else ""
             if self.state.stop_requested or not self.state.live:
                 self.stop_button.disabled = True
                 if self.state.stop_requested: self.stop_button.description = "Stopping…" if self.state.live else "Stopped"
@@ -286,7 +290,7 @@ def open_run(run_dir, on_stop=None, **kwargs) -> Dashboard:
     if not (run_dir/"log.jsonl").exists() and not any(run_dir.glob("*.jsonl")):
         raise AlignkitError(f"open_run({str(run_dir)!r}): this directory has no log.jsonl, so it is not a run directory "
                             "(a RunLog or RunLogCallback writes one).")
-    state = DashboardState(run_dir, **{k: kwargs.pop(k) for k in ("alarms", "max_samples") if k in kwargs})
+    state = DashboardState(run_dir, **{k: kwargs.pop(k) for k in ("alarms", "max_samples", "diagnoses") if k in kwargs})
     d = Dashboard(state, on_stop=on_stop, **kwargs)
     if state.live: d.watch()
     return d
