@@ -370,11 +370,12 @@ class Run(Job):
         return cs[-1] if cs else None
     @property
     def dashboard(self):
-        "The live dashboard of this run (its Stop button calls `run.stop`)."
+        "The live dashboard of this run (its Stop button calls `run.stop`; a diagnosis's fix buttons, `resume` with the fix)."
         if self._dashboard is None:
             load_extensions()
             if not _VIEW: raise ConfigError("no dashboard view is registered: is alignkit installed (pip install -e .)? Its metadata declares alignkit.dashboard.")
-            self._dashboard = _VIEW[0](self.log, on_stop=self.stop)   # built on the RunLog: its alarms are written to the log
+            self._dashboard = _VIEW[0](self.log, on_stop=self.stop,    # built on the RunLog: its alarms are written to the log
+                                       on_resume=lambda changes, step: self._resume_with(changes, step))
         return self._dashboard
 
     def __repr__(self):
@@ -575,6 +576,12 @@ def resume(self:Run, background:bool|None=None, checkpoint:int|None=None, **chan
     at = _checkpoint_at(self, checkpoint)
     if changes: _change(self, changes, at)
     return self.start(background=background, resume_from=at)
+
+@patch
+def _resume_with(self:Run, changes:dict, step:int|None):
+    "A dashboard fix button: resume from the checkpoint at `step` with `changes`, in the background (not while training)."
+    if self.status == Status.RUNNING: raise ConfigError("this run is still training: press Stop first, then resume it with the change.")
+    return self.resume(background=True, checkpoint=step, **changes)
 
 # %% ../nbs/30_runners.ipynb #e806c1a7
 def process_rank() -> tuple[int, int]:

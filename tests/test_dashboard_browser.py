@@ -150,3 +150,66 @@ def test_dashboard_in_jupyterlab(lab):
             raise
         finally:
             browser.close()
+
+
+RESUME_RUN = '''\
+import alignkit as ak
+from transformers.utils import logging as hf_logging
+hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
+model, tok = ak.load_model("tiny-llama", quant="fp32", seed=0)
+# a warm-up longer than the run: the run doctor's "warm-up never ends" fires, and its fix is a shorter warm-up
+run = ak.sft(model, SFT, output_dir="resumable", background=False, max_steps=12, save_steps=4, save_total_limit=None, warmup_steps=100,
+             learning_rate=1e-3, per_device_train_batch_size=4, disable_tqdm=True)
+'''
+
+def test_resume_with_a_fix_in_jupyterlab(lab):
+    "A stopped run's dashboard shows a diagnosis; clicking its fix resumes training from a checkpoint with the new setting."
+    from playwright.sync_api import sync_playwright
+    url, token, root = lab
+    sft = str(ROOT / "datasets" / "sft" / "train.jsonl")
+    cells = [{"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+             for src in (f"SFT = {sft!r}\n" + RESUME_RUN, "run.dashboard")]
+    (root / "resume.ipynb").write_text(json.dumps({"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}))
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1500, "height": 1400})
+        try:
+            page.goto(f"{url}/lab/tree/resume.ipynb?token={token}")
+            page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&
+                       w.sessionContext.session.kernel.status === 'idle'; }""", timeout=90_000)
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_selector(".ak-dashboard .ak-diagnosis[data-rule='warmup_never_ends']", timeout=240_000)
+            button = page.locator(".ak-dashboard button.ak-resume").first
+            button.wait_for(timeout=30_000)
+            label = button.inner_text()
+            assert "resume from checkpoint-" in label and "warmup_steps=" in label, label
+            page.locator(".ak-dashboard").screenshot(path=str(ARTIFACTS / "browser_diagnosis.png"))
+            before = {e["step"] for e in _events(root / "resumable") if e["event"] == "stop"}
+            button.click()
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                kinds = [e["event"] for e in _events(root / "resumable")]
+                if "change" in kinds and kinds[-1] == "stop" and kinds.count("stop") == 2: break
+                time.sleep(0.5)
+            events = _events(root / "resumable")
+            kinds = [e["event"] for e in events]
+            change = next(e for e in events if e["event"] == "change")
+            resume = next(e for e in events if e["event"] == "resume")
+            assert kinds.count("stop") == 2 and kinds.index("change") < kinds.index("resume"), kinds
+            at = int(change["data"]["checkpoint"].split("-")[1])
+            assert change["data"]["changes"]["warmup_steps"][0] == 100 and change["data"]["changes"]["warmup_steps"][1] < 100
+            assert resume["step"] == at < 12 and before == {12}
+            from alignkit.runners import RunConfig
+            assert RunConfig.load(root / "resumable").args["warmup_steps"] == change["data"]["changes"]["warmup_steps"][1]
+            page.wait_for_function("() => (document.querySelector('.ak-dashboard .ak-resume-status') || {}).textContent"
+                                   " && document.querySelector('.ak-dashboard .ak-resume-status').textContent.includes('resumed from')",
+                                   timeout=30_000)
+            page.locator(".ak-dashboard").screenshot(path=str(ARTIFACTS / "browser_resumed.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "browser_resume_failure.png"))
+            raise
+        finally:
+            browser.close()

@@ -273,6 +273,7 @@ class DashboardState:
         self.status = "waiting"            # waiting | running | stopped | finished | failed
         self.start_time = self.last_time = None
         self.stop_requested = False
+        self.preflight = None              # the pre-flight line start_run logged (the data as the trainer sees it)
         self.version = 0                   # bumped on every change; views redraw when it moves
         self.n_records = 0
         self._rate, self._streak, self._lock = deque(maxlen=rate_window), {}, threading.RLock()
@@ -344,7 +345,7 @@ def _event(self:DashboardState, r):
     ev, data, step = r.get("event"), r.get("data") or {}, r.get("step")
     self.events.append(r)
     if ev in ("start", "resume"):
-        self.status = "running"
+        self.status, self.stop_requested = "running", False
         if _count(data.get("total_steps")): self.total_steps = data["total_steps"]
         if ev == "resume" and isinstance(step, int):
             for s in self.series.values(): s.truncate_after(step)
@@ -356,6 +357,7 @@ def _event(self:DashboardState, r):
         if reason == "user": self.stop_requested = True
     elif ev == "error": self.status = "failed"
     elif ev == "checkpoint": self.checkpoints.append(r)
+    elif ev == "preflight": self.preflight = r.get("message") or None
     if ev in ("alarm", "error"): self._seen_alarm(r, add=ev == "alarm")
 
 # %% ../../nbs/12_dashboard_state.ipynb #d18a5f40

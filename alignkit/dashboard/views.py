@@ -12,7 +12,7 @@ import numpy as np
 from fastcore.basics import patch
 from ..core import AlignkitError, enable_widgets
 from .state import *
-from ..doctor import diagnoses_html
+from ..doctor import diagnoses_html, fix_text
 
 # %% auto #0
 __all__ = ['panel_layout', 'header_html', 'samples_html', 'Dashboard', 'open_run']
@@ -107,6 +107,7 @@ def header_html(state) -> str:
         out.append('<div style="background:#e5e7eb;border-radius:3px;height:6px;max-width:600px;margin:2px 0">'
                    f'<div style="background:{_STATUS_COLOR.get(st, "#6b7280")};height:6px;border-radius:3px;width:{pct*100:.1f}%">'
                    '</div></div>')
+    if state.preflight: out.append(f'<div class="ak-preflight" style="color:#4b5563;font-size:12px">{e(state.preflight)}</div>')
     if state.alarms:
         out.append('<ul class="ak-alarms" style="margin:4px 0;padding-left:18px;color:#b91c1c">')
         out += [f'<li><b>{e(ALARM_LABELS.get(a.kind, a.kind))}</b>: {e(a.message)}</li>' for a in state.alarms.values()]
@@ -145,14 +146,16 @@ def _warm_plotly():
 class Dashboard:
     """A live view of a run: header (progress, ETA, throughput, alarms), Stop button, one plotly FigureWidget per panel,
     the run doctor's diagnoses and the latest samples. `source`: a DashboardState, RunLog, LogReader or run directory.
-    `on_stop`: what the Stop button calls (a runner passes `RunLogCallback.request_stop`); without it the button is disabled."""
+    `on_stop`: what the Stop button calls (a runner passes `RunLogCallback.request_stop`); without it the button is disabled.
+    `on_resume(changes, step)`: what a diagnosis's "resume from checkpoint-N with …" button calls (a run passes its
+    `resume`); without it there are no such buttons."""
     def __init__(self, source, on_stop=None, interval:float=1.0, min_redraw_interval:float=0.2, max_points:int=2000,
-                 width:int=480, height:int=260, alarms=None, max_samples:int=20, diagnoses=None):
+                 width:int=480, height:int=260, alarms=None, max_samples:int=20, diagnoses=None, on_resume=None):
         import ipywidgets as W
         _warm_plotly()
         self.state = source if isinstance(source, DashboardState) else DashboardState(source, alarms=alarms, max_samples=max_samples,
                                                                                             diagnoses=diagnoses)
-        self.on_stop, self.interval, self.min_redraw_interval = on_stop, interval, min_redraw_interval
+        self.on_stop, self.on_resume, self.interval, self.min_redraw_interval = on_stop, on_resume, interval, min_redraw_interval
         self.max_points, self.width, self.height = max_points, width, height
         self.header = W.HTML(layout=W.Layout(flex="1 1 auto"))
         self.stop_button = W.Button(description="Stop", icon="stop", button_style="danger", disabled=on_stop is None,
@@ -163,8 +166,9 @@ class Dashboard:
         self.stop_button.on_click(lambda _: self.stop())
         self.grid = W.GridBox(layout=W.Layout(grid_template_columns=f"repeat(auto-fill, {width}px)", grid_gap="6px", width="100%"))
         self.samples, self.diagnosis = W.HTML(), W.HTML()       # diagnosis: the run doctor's findings (alignkit.doctor)
+        self.fixes, self.fix_status, self._fix_keys = W.VBox(), W.HTML(), ()   # its fixes as resume buttons (with on_resume)
         self.box = W.VBox([W.HBox([self.header, self.stop_button], layout=W.Layout(align_items="flex-start")),
-                              self.grid, self.diagnosis, self.samples], layout=W.Layout(width="100%"))
+                              self.grid, self.diagnosis, self.fixes, self.fix_status, self.samples], layout=W.Layout(width="100%"))
         self.box.add_class("ak-dashboard")
         self.figures, self._drawn = {}, {}
         self._lock, self._stopped, self._thread = threading.RLock(), threading.Event(), None
@@ -192,9 +196,12 @@ class Dashboard:
             self.samples.value = samples_html(self.state)
             found = self.state.diagnoses
             self.diagnosis.value = diagnoses_html(found[-20:]) if found else ""
+            if self.on_resume is not None: self._draw_fixes(found[-20:])
             if self.state.stop_requested or not self.state.live:
                 self.stop_button.disabled = True
                 if self.state.stop_requested: self.stop_button.description = "Stopping…" if self.state.live else "Stopped"
+            elif self.on_stop is not None:               # running again (resumed): Stop works again
+                self.stop_button.disabled, self.stop_button.description = False, "Stop"
             self._drawn_version, self._last_push = version, time.monotonic()
             self.redraws += 1
             return True
@@ -279,6 +286,45 @@ def _ipython_display_(self:Dashboard):
 
 @patch
 def __repr__(self:Dashboard): return f"Dashboard({self.state!r})"
+
+# %% ../../nbs/13_dashboard_views.ipynb #00b417dc
+def _checkpoint_before(state, step:int) -> int|None:
+    "The step of the last checkpoint saved at or before `step` and still on disk (else the last one); None without one."
+    steps = sorted({c.get("step") for c in state.checkpoints if isinstance(c.get("step"), int)})
+    if state.run_dir is not None:                 # save_total_limit deletes old ones: only those still there can resume
+        steps = [s for s in steps if (state.run_dir/f"checkpoint-{s}"/"trainer_state.json").is_file()]
+    before = [s for s in steps if s <= step]
+    return before[-1] if before else (steps[-1] if steps else None)
+
+@patch
+def _draw_fixes(self:Dashboard, found):
+    "One button per fix of each diagnosis (only with `on_resume`); rebuilt when the diagnoses or the checkpoints change."
+    import ipywidgets as W
+    if self.on_resume is None: return
+    keys = tuple((d.key, _checkpoint_before(self.state, d.start)) for d in found)
+    if keys == self._fix_keys: return
+    self._fix_keys, buttons = keys, []
+    for d, (_, at) in zip(found, keys):
+        for fix in d.fixes:
+            text = fix_text(fix)
+            label = f"resume from checkpoint-{at} with {text}" if at is not None else f"{text}: no checkpoint to resume from yet"
+            bt = W.Button(description=label[:90], disabled=at is None, tooltip=f"{d.title}: {label}", layout=W.Layout(width="auto"))
+            bt.add_class("ak-resume")
+            bt.on_click(lambda _, fix=fix, at=at: self.resume_with(fix, at))
+            buttons.append(bt)
+    self.fixes.children = tuple(buttons)
+
+@patch
+def resume_with(self:Dashboard, changes:dict, step:int):
+    "What a fix's button does: `on_resume(changes, step)`, the outcome shown under the buttons; then follow the log again."
+    e = html.escape
+    try: self.on_resume(dict(changes), step)
+    except Exception as err:                      # a change TRL refuses, a run still training: said, not lost in a callback
+        self.fix_status.value = f'<div class="ak-resume-status" style="color:#b91c1c">not resumed: {e(str(err))}</div>'
+        return
+    self.fix_status.value = (f'<div class="ak-resume-status" style="color:#166534">resumed from checkpoint-{int(step)} with '
+                             f'{e(fix_text(changes))}</div>')
+    self.watch()
 
 # %% ../../nbs/13_dashboard_views.ipynb #a12ce872
 def open_run(run_dir, on_stop=None, **kwargs) -> Dashboard:
