@@ -220,11 +220,14 @@ class HeldOutFalls(Detector):
     def __call__(self, step, values):
         held = [m for m in self.rule.metrics if m.startswith("heldout/")]          # the first held-out reward the run logs
         ho, tr = _value(values, held), _value(values, [m for m in self.rule.metrics if m not in held])
-        if tr is not None: self.ema = tr if self.ema is None else 0.8*self.ema + 0.2*tr
-        if ho is None or self.ema is None or not _isfinite(ho): return None
+        if tr is not None:
+            self.ema = tr if self.ema is None else 0.8*self.ema + 0.2*tr
+            if self.ema_at_best is None and self.best is not None: self.ema_at_best = tr   # best held out before any training reward (step 0)
+        if ho is None or not _isfinite(ho): return None
         if self.best is None or ho > self.best:
             self.best, self.best_step, self.ema_at_best = ho, step, self.ema
             return False
+        if self.ema is None or self.ema_at_best is None: return None
         return ho < self.best - self.rule.threshold*max(abs(self.best), 1e-12) and self.ema > self.ema_at_best and \
             {"heldout": ho, "best_heldout": self.best, "best_step": self.best_step, "train_reward_avg": self.ema,
              "train_reward_avg_at_best": self.ema_at_best}
