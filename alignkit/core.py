@@ -266,7 +266,7 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoHubKernelWarning
 
 # %% ../nbs/00_core.ipynb #259f852d
 FLAT = ("core", "models", "data", "data_lab", "data_prep", "tracking", "dashboard", "runners", "rewards", "preference", "online", "ppo_trainer", "pipeline", "lora")
-NAMESPACES = ("moe", "rl", "cli", "doctor")
+NAMESPACES = ("moe", "rl", "cli", "doctor", "rollouts")
 
 def module_exports(module:str) -> list[str]:
     "The `__all__` of `alignkit.<module>` read from its source (nothing is imported); of a subpackage without one, its modules'."

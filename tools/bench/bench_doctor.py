@@ -5,6 +5,8 @@
   appends k records (k = 1: a GRPO step of seconds per 1 s poll, the usual case; k = 10: ten steps per poll); the poll is
   `DashboardState.update()` with its doctor off (LogReader.poll + feed); the diagnosis is `Doctor.feed` + `flush` of
   the same records, read by a second LogReader. Medians of 300 rounds, rounds alternating which is timed first.
+- doctor/dashboard_poll_share_grpo_k1: the same diagnosis cost ÷ the poll a live dashboard pays (`Dashboard.refresh`:
+  the state's update and the redraw of its panels, each series downsampled from 100,000 points), one GRPO record a poll.
 - doctor/poll_cost_growth: the doctor's cost per poll at 100,000 steps ÷ at 1,000 steps (its state is O(1) per rule, so
   about 1). Catching up on the 100,000 steps from scratch (a reopened run) is printed for context."""
 import math, os, statistics, tempfile, time
@@ -60,6 +62,18 @@ def per_poll(root, steps, k, rng, kind):
     assert state.step == s and doc.last_step == s
     return statistics.median(polls), statistics.median(diags), statistics.median(empty), len(doc.diagnoses)
 
+def dashboard_poll(root, steps, k, rng, kind):
+    "Median seconds of a live dashboard's poll (state update + redraw, doctor off) with k new records, on a log of `steps` steps."
+    from alignkit.dashboard import Dashboard, DashboardState
+    path = root/f"dash-{kind}{steps}-{k}"
+    log = build(path, steps, rng, kind)
+    dash = Dashboard(DashboardState(path, diagnoses=False), min_redraw_interval=0)
+    ts, s = [], steps
+    for _ in range(max(20, ROUNDS // 10)):
+        for _ in range(k): s += 1; log.log_metrics(s, values(s, rng, kind))
+        t0 = time.perf_counter(); dash.refresh(); ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
 def doctor_only(steps, k, rng, kind):
     "Median seconds of Doctor.feed + flush of k new records (records built in memory, no file), at `steps` steps of history."
     from alignkit.doctor import Doctor
@@ -83,6 +97,9 @@ def main():
             print(f"doctor/poll_share_{kind}_k{k}: {feed/poll:.3f} (goal <= 0.05; diagnosing {k} new {kind.upper()} record(s) "
                   f"{feed*1e6:.0f} µs vs the poll {poll*1e6:.0f} µs on a 100k-step log; side by side with its own read "
                   f"{diag*1e6:.0f} µs, an empty read {empty*1e6:.0f} µs; {n} diagnoses over the run)", flush=True)
+        dash, feed = dashboard_poll(root, 100_000, 1, rng, "grpo"), doctor_only(100_000, 1, rng, "grpo")
+        print(f"doctor/dashboard_poll_share_grpo_k1: {feed/dash:.4f} (goal <= 0.05; diagnosing 1 new GRPO record {feed*1e6:.0f} µs "
+              f"vs a live dashboard's poll, update + redraw, {dash*1e3:.1f} ms on a 100k-step log)", flush=True)
         late, early = doctor_only(100_000, 10, rng, "grpo"), doctor_only(1_000, 10, rng, "grpo")
         print(f"doctor/poll_cost_growth: {late/early:.2f} (goal <= 1.5; per poll of 10 GRPO records {late*1e6:.0f} µs at 100k "
               f"steps vs {early*1e6:.0f} µs at 1k)", flush=True)
