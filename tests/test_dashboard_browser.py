@@ -47,11 +47,19 @@ dash = Dashboard(cb.log, on_stop=cb.request_stop, interval=0.5)
 dash
 '''
 
-def _notebook(path):
-    cells = [{"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None} for src in (TRAIN, SHOW)]
+def _notebook(path, sources=(TRAIN, SHOW)):
+    cells = [{"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None} for src in sources]
     nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
     path.write_text(json.dumps(nb))
+
+def _run_all(page, url, token, name):
+    "Open notebook `name` in JupyterLab, wait for its kernel, run every cell."
+    page.goto(f"{url}/lab/tree/{name}?token={token}")
+    page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+        return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&
+               w.sessionContext.session.kernel.status === 'idle'; }""", timeout=90_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
 def _free_port():
     with socket.socket() as s:
@@ -98,11 +106,7 @@ def test_dashboard_in_jupyterlab(lab):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         try:
-            page.goto(f"{url}/lab/tree/dash.ipynb?token={token}")
-            page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&
-                       w.sessionContext.session.kernel.status === 'idle'; }""", timeout=90_000)
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            _run_all(page, url, token, "dash.ipynb")
 
             # the plot draws the loss trace (plotly's graph div carries its data)
             page.wait_for_selector(".ak-dashboard .js-plotly-plot", timeout=120_000)
@@ -167,20 +171,13 @@ def test_resume_with_a_fix_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
     url, token, root = lab
     sft = str(ROOT / "datasets" / "sft" / "train.jsonl")
-    cells = [{"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
-             for src in (f"SFT = {sft!r}\n" + RESUME_RUN, "run.dashboard")]
-    (root / "resume.ipynb").write_text(json.dumps({"cells": cells, "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}))
+    _notebook(root / "resume.ipynb", (f"SFT = {sft!r}\n" + RESUME_RUN, "run.dashboard"))
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1500, "height": 1400})
         try:
-            page.goto(f"{url}/lab/tree/resume.ipynb?token={token}")
-            page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                return w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel &&
-                       w.sessionContext.session.kernel.status === 'idle'; }""", timeout=90_000)
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            _run_all(page, url, token, "resume.ipynb")
             page.wait_for_selector(".ak-dashboard .ak-diagnosis[data-rule='warmup_never_ends']", timeout=240_000)
             button = page.locator(".ak-dashboard button.ak-resume").first
             button.wait_for(timeout=30_000)
