@@ -1,12 +1,14 @@
 """Run-doctor benchmarks, measured side by side in this one run:
 
-- doctor/poll_share_{grpo_k1,grpo_k10,sft_k10}: the cost of diagnosing the records of one log poll ÷ the cost of that
-  poll, on a log already 100,000 steps long (GRPO: 14 metrics a step; SFT: 7; every rule of the method on). Each round
+- doctor/read_share_{grpo_k1,grpo_k10,sft_k10} (context): the cost of diagnosing the records of one log poll ÷ the cost of
+  reading them alone, on a log already 100,000 steps long (GRPO: 14 metrics a step; SFT: 7; every rule of the method on). Each round
   appends k records (k = 1: a GRPO step of seconds per 1 s poll, the usual case; k = 10: ten steps per poll); the poll is
   `DashboardState.update()` with its doctor off (LogReader.poll + feed); the diagnosis is `Doctor.feed` + `flush` of
   the same records, read by a second LogReader. Medians of 300 rounds, rounds alternating which is timed first.
-- doctor/dashboard_poll_share_grpo_k1: the same diagnosis cost ÷ the poll a live dashboard pays (`Dashboard.refresh`:
-  the state's update and the redraw of its panels, each series downsampled from 100,000 points), one GRPO record a poll.
+- doctor/dashboard_poll_share_grpo_k1 (the issue's goal, ≤ 5 %): the same diagnosis cost ÷ the poll a live dashboard
+  pays (`Dashboard.refresh`: the state's update and the redraw of its panels, each series downsampled from 100,000
+  points), one GRPO record a poll. The read-only shares above are the stricter view: the doctor costs about as much per
+  record as reading and feeding the record itself.
 - doctor/poll_cost_growth: the doctor's cost per poll at 100,000 steps ÷ at 1,000 steps (its state is O(1) per rule, so
   about 1). Catching up on the 100,000 steps from scratch (a reopened run) is printed for context."""
 import math, os, statistics, tempfile, time
@@ -94,7 +96,7 @@ def main():
         for kind, k in (("grpo", 1), ("grpo", 10), ("sft", 10)):
             poll, diag, empty, n = per_poll(root, 100_000, k, rng, kind)
             feed = doctor_only(100_000, k, rng, kind)
-            print(f"doctor/poll_share_{kind}_k{k}: {feed/poll:.3f} (goal <= 0.05; diagnosing {k} new {kind.upper()} record(s) "
+            print(f"doctor/read_share_{kind}_k{k}: {feed/poll:.3f} (context, no goal: vs the bare read + state feed, no redraw; diagnosing {k} new {kind.upper()} record(s) "
                   f"{feed*1e6:.0f} µs vs the poll {poll*1e6:.0f} µs on a 100k-step log; side by side with its own read "
                   f"{diag*1e6:.0f} µs, an empty read {empty*1e6:.0f} µs; {n} diagnoses over the run)", flush=True)
         dash, feed = dashboard_poll(root, 100_000, 1, rng, "grpo"), doctor_only(100_000, 1, rng, "grpo")
