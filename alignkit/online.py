@@ -128,43 +128,49 @@ _PANELS = (REWARD_PANEL, KL_PANEL, ENTROPY_PANEL,                 # the dashboar
 
 for _kind, _lr in _LEARNING_RATES.items():
     register_runner(Runner(_kind, "prompt", functools.partial(_trainer_classes, _kind), _build, _lr, defaults=_defaults(_kind),
-                           check=_check, options=("variant", "held_out_every") if _kind == "grpo" else ("held_out_every",), compat=("lm_head", "attention", "grpo"),
+                           check=_check, options=("variant", "held_out_every", "held_out_k") if _kind == "grpo" else ("held_out_every", "held_out_k"), compat=("lm_head", "attention", "grpo"),
                            panels=_PANELS))
 
 # %% ../nbs/32_online.ipynb #5c521743
-def held_out_option(every, eval_data) -> dict:
-    "The runner option of `held_out_every=` (validated: a whole number of steps ≥ 1, and eval data to evaluate)."
+def held_out_option(every, eval_data, k=None) -> dict:
+    "The runner options of `held_out_every=` and `held_out_k=` (validated: whole numbers ≥ 1, and eval data to evaluate)."
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ConfigError(f"held_out_k={k!r}: pass the number of samples per held-out prompt for pass@k, a whole number ≥ 1.")
+    if k is not None and every is None: raise ConfigError("held_out_k= needs held_out_every= (how often to evaluate).")
     if every is None: return {}
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ConfigError(f"held_out_every={every!r}: pass a whole number of steps ≥ 1 (or leave it out: no held-out evaluation).")
     if eval_data is None: raise ConfigError("held_out_every= evaluates the held-out prompts: pass them as eval_data=.")
-    return dict(held_out_every=every)
+    return dict(held_out_every=every, **({"held_out_k": k} if k else {}))
 
-def start_rl(kind, model, prompts, rewards, *, options=None, held_out_every=None, **kw) -> Run:
+def start_rl(kind, model, prompts, rewards, *, options=None, held_out_every=None, held_out_k=None, **kw) -> Run:
     """Start RL runner `kind` on `prompts` with `rewards` (see `resolve_rewards`); run.json records each reward's spec.
-    `held_out_every=K`: every K steps, greedy answers to the `eval_data` prompts scored (see `held_out_rewards`)."""
+    `held_out_every=K`: every K steps, greedy answers to the `eval_data` prompts scored (see `held_out_rewards`); with
+    `held_out_k=k`, pass@k too."""
     from alignkit.data import load_data
-    options = {**(options or {}), **held_out_option(held_out_every, kw.get("eval_data"))}
+    options = {**(options or {}), **held_out_option(held_out_every, kw.get("eval_data"), held_out_k)}
     rewards = resolve_rewards(rewards, load_data(prompts, kind="prompt"))
     return start_run(kind, model, prompts, options=options, rewards=rewards,
                      reward_specs=lambda run_dir: [reward_spec(f, run_dir, i) for i, f in enumerate(rewards)], **kw)
 
 def grpo(model, prompts, *, rewards=None, variant:str="grpo", tokenizer=None, output_dir=None, eval_data=None, background=None,
-         lora:int=16, quant:str="auto", held_out_every:int|None=None, **trl_args) -> Run:
+         lora:int=16, quant:str="auto", held_out_every:int|None=None, held_out_k:int|None=None, **trl_args) -> Run:
     "Group-relative policy optimisation (TRL's `GRPOTrainer`); `variant` is 'grpo', 'gspo', 'dapo' or 'dr_grpo'. Default reward: `exact_match` on the 'answer' column."
     return start_rl("grpo", model, prompts, rewards, options=dict(variant=variant), tokenizer=tokenizer, output_dir=output_dir,
-                    eval_data=eval_data, background=background, lora=lora, quant=quant, held_out_every=held_out_every, **trl_args)
+                    eval_data=eval_data, background=background, lora=lora, quant=quant, held_out_every=held_out_every, held_out_k=held_out_k, **trl_args)
 
 def rloo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_data=None, background=None,
-         lora:int=16, quant:str="auto", held_out_every:int|None=None, **trl_args) -> Run:
+         lora:int=16, quant:str="auto", held_out_every:int|None=None, held_out_k:int|None=None, **trl_args) -> Run:
     "REINFORCE leave-one-out (TRL's `RLOOTrainer`): each completion's baseline is the mean reward of the others of its prompt."
     return start_rl("rloo", model, prompts, rewards, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data,
-                    background=background, lora=lora, quant=quant, held_out_every=held_out_every, **trl_args)
+                    background=background, lora=lora, quant=quant, held_out_every=held_out_every, held_out_k=held_out_k, **trl_args)
 
 # %% ../nbs/32_online.ipynb #380760e1
 def evaluate_rewards(model, prompts, rewards=None, tokenizer=None, max_new_tokens:int=32, max_rows:int|None=None,
-                     batch_size:int=16) -> dict:
-    "Mean of each reward over greedy completions of `prompts` (default reward: `exact_match`), plus `n` and the completions."
+                     batch_size:int=16, samples:int=1, temperature:float=1.0, seed:int=0) -> dict:
+    """Mean of each reward over greedy completions of `prompts` (default reward: `exact_match`), plus `n` and the completions.
+    `samples=k` > 1: k sampled completions per prompt (at `temperature`, seeded; the caller's random state is untouched),
+    the means over all of them, and `pass@k/<reward>`: the share of prompts whose best of the k scores reaches 1."""
     import torch
     from alignkit.data import load_data
     from alignkit.preference import Evaluation
@@ -182,17 +188,22 @@ def evaluate_rewards(model, prompts, rewards=None, tokenizer=None, max_new_token
         dev = next(model.parameters()).device
         for s in range(0, len(texts), batch_size):
             b = tok(texts[s:s+batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-            with torch.no_grad():
-                ids = model.generate(**b, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + s)
+                sample = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0, num_return_sequences=samples) \
+                         if samples > 1 else dict(do_sample=False)
+                ids = model.generate(**b, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, **sample)
             outs += tok.batch_decode(ids[:, b["input_ids"].shape[1]:], skip_special_tokens=True)
     finally:
         tok.padding_side = side
         if was: model.train()
-    cols = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"} if rows else {}
+    k = max(1, samples)
+    cols = {c: [r[c] for r in rows for _ in range(k)] for c in rows[0] if c != "prompt"} if rows else {}
     ev = Evaluation()
     for f in rewards:
-        sc = call_reward(f, [r["prompt"] for r in rows], outs, cols)
+        sc = call_reward(f, [r["prompt"] for r in rows for _ in range(k)], outs, cols)
         ev[reward_name(f)] = sum(sc) / max(len(sc), 1)
+        if k > 1: ev[f"pass@{k}/{reward_name(f)}"] = sum(max(sc[i:i + k]) >= 1 for i in range(0, len(sc), k)) / max(len(rows), 1)
     ev["n"] = len(rows)
     ev.completions = outs
     return ev
@@ -208,7 +219,8 @@ def held_out_rewards(run) -> list:
 
 @trainer_callback
 def _held_out(run):
-    "GRPO, RLOO and PPO runs with `held_out_every=K`: greedy held-out rewards at the start, every K steps and at the end."
+    """GRPO, RLOO and PPO runs with `held_out_every=K`: greedy held-out rewards at the start, every K steps and at the end;
+    with `held_out_k=k` also pass@k (k samples per prompt at the run's temperature)."""
     every = run.config.options.get("held_out_every")
     if not every or run.eval_data is None or run.runner.name not in ("grpo", "rloo", "ppo"): return None
     from transformers import TrainerCallback
@@ -216,7 +228,11 @@ def _held_out(run):
     def measure(state, model):
         if not state.is_world_process_zero: return
         ev = evaluate_rewards(model, run.eval_data, rewards, tokenizer=run.tokenizer, max_new_tokens=tokens, max_rows=HELD_OUT_ROWS)
-        run.log.log_metrics(state.global_step, {f"heldout/{k}": float(v) for k, v in ev.items() if k != "n"})
+        if (k := run.config.options.get("held_out_k") or 0) > 1:
+            sampled = evaluate_rewards(model, run.eval_data, rewards, tokenizer=run.tokenizer, max_new_tokens=tokens, max_rows=HELD_OUT_ROWS,
+                                       samples=k, temperature=run.config.args.get("temperature") or 1.0, seed=state.global_step)
+            ev.update({n: v for n, v in sampled.items() if n.startswith("pass@")})
+        run.log.log_metrics(state.global_step, {f"heldout/{n}": float(v) for n, v in ev.items() if n != "n"})
     class HeldOut(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
             if state.global_step == 0: measure(state, model)

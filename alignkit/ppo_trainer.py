@@ -505,10 +505,10 @@ _PANELS = (REWARD_PANEL, PanelSpec("ppo_objective", "PPO objective", (r"objectiv
                                    "score", "KL penalty"),
            KL_PANEL, ENTROPY_PANEL, LENGTH_PANEL, RL_LOSS_PANEL, APPROX_KL_PANEL)      # the dashboard panels of what `step` logs
 register_runner(Runner("ppo", "prompt", lambda: (PPOConfig, PPOTrainer), _build, 1e-4, defaults=_defaults, check=_check, panels=_PANELS,
-                       options=("held_out_every",)))
+                       options=("held_out_every", "held_out_k")))
 
 def ppo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16,
-        quant:str="auto", reward=None, held_out_every:int|None=None, **trl_args) -> Run:
+        quant:str="auto", reward=None, held_out_every:int|None=None, held_out_k:int|None=None, **trl_args) -> Run:
     "RLHF with PPO: sample completions of `prompts`, score them with `rewards` (function(s) or a reward model's scorer, summed), and optimise the policy against a KL penalty to the reference."
     if reward is not None:
         warnings.warn("ppo(reward=...) is now ppo(rewards=...), as in grpo and rloo.", DeprecationWarning, stacklevel=2)
@@ -520,6 +520,6 @@ def ppo(model, prompts, *, rewards=None, tokenizer=None, output_dir=None, eval_d
     if isinstance(model, (str, os.PathLike)) and not lora: trl_args.setdefault("learning_rate", 1e-5)   # full fine-tuning
     from alignkit.online import held_out_option        # (importing alignkit.online registers the held-out evaluation)
     return start_run("ppo", model, prompts, tokenizer=tokenizer, output_dir=output_dir, eval_data=eval_data, background=background,
-                     options=held_out_option(held_out_every, eval_data),
+                     options=held_out_option(held_out_every, eval_data, held_out_k),
                      lora=lora, quant=quant, rewards=rewards, reward_specs=lambda d: [reward_spec(f, d, i) for i, f in enumerate(rewards)],
                      **trl_args)
