@@ -375,7 +375,7 @@ class Run(Job):
             load_extensions()
             if not _VIEW: raise ConfigError("no dashboard view is registered: is alignkit installed (pip install -e .)? Its metadata declares alignkit.dashboard.")
             self._dashboard = _VIEW[0](self.log, on_stop=self.stop,    # built on the RunLog: its alarms are written to the log
-                                       on_resume=lambda changes, step: self._resume_with(changes, step))
+                                       on_resume=self._resume_with)
         return self._dashboard
 
     def __repr__(self):

@@ -288,20 +288,23 @@ def _ipython_display_(self:Dashboard):
 def __repr__(self:Dashboard): return f"Dashboard({self.state!r})"
 
 # %% ../../nbs/13_dashboard_views.ipynb #00b417dc
-def _checkpoint_before(state, step:int) -> int|None:
-    "The step of the last checkpoint saved at or before `step` and still on disk (else the last one); None without one."
+def _checkpoints_on_disk(state) -> list[int]:
+    "Steps of the checkpoints the log announced that are still on disk (save_total_limit deletes old ones)."
     steps = sorted({c.get("step") for c in state.checkpoints if isinstance(c.get("step"), int)})
-    if state.run_dir is not None:                 # save_total_limit deletes old ones: only those still there can resume
-        steps = [s for s in steps if (state.run_dir/f"checkpoint-{s}"/"trainer_state.json").is_file()]
+    if state.run_dir is None: return steps
+    return [s for s in steps if (state.run_dir/f"checkpoint-{s}"/"trainer_state.json").is_file()]
+
+def _checkpoint_before(steps:list, step:int) -> int|None:
+    "The last of `steps` at or before `step` (else the last one); None when there are none."
     before = [s for s in steps if s <= step]
     return before[-1] if before else (steps[-1] if steps else None)
 
 @patch
 def _draw_fixes(self:Dashboard, found):
-    "One button per fix of each diagnosis (only with `on_resume`); rebuilt when the diagnoses or the checkpoints change."
+    "One button per fix of each diagnosis (redraw calls it with `on_resume` set); rebuilt when the diagnoses or the checkpoints change."
     import ipywidgets as W
-    if self.on_resume is None: return
-    keys = tuple((d.key, _checkpoint_before(self.state, d.start)) for d in found)
+    on_disk = _checkpoints_on_disk(self.state)          # one look at the disk per redraw, not one per diagnosis
+    keys = tuple((d.key, _checkpoint_before(on_disk, d.start)) for d in found)
     if keys == self._fix_keys: return
     self._fix_keys, buttons = keys, []
     for d, (_, at) in zip(found, keys):
