@@ -14,16 +14,18 @@ from .rewards import RewardScorer, score_texts
 from .dashboard.state import PanelSpec, KL_PANEL, ENTROPY_PANEL
 
 # %% auto #0
-__all__ = ['sft', 'reward_model', 'dpo', 'kto', 'orpo', 'Evaluation', 'evaluate', 'before_after', 'scorer']
+__all__ = ['sft', 'reward_model', 'dpo', 'kto', 'orpo', 'simpo', 'cpo', 'Evaluation', 'evaluate', 'before_after', 'scorer']
 
 # %% ../nbs/31_preference.ipynb #7be70063
-_LEARNING_RATES = dict(sft=2e-4, reward=3e-4, dpo=5e-5, kto=5e-5, orpo=5e-5)
+_LEARNING_RATES = dict(sft=2e-4, reward=3e-4, dpo=5e-5, kto=5e-5, orpo=5e-5, simpo=5e-5, cpo=5e-5)
 
 def _defaults(kind):
     def defaults(model, options, trl_args):
         d = {} if kind == "reward" else dict(max_length=512)
         if kind in ("sft", "dpo"): d["train_sampling_strategy"] = "group_by_length"   # batches of similar length: less padding
         if kind == "dpo": d["precompute_ref_log_probs"] = True
+        if kind in ("orpo", "simpo", "cpo"): d["remove_unused_columns"] = False     # their collator needs every column (TRL warns and sets it)
+        if kind == "simpo": d.update(loss_type="simpo", cpo_alpha=0.0, beta=2.0, simpo_gamma=1.0)   # SimPO: no BC term, the paper's β and γ
         return d
     return defaults
 
@@ -32,6 +34,8 @@ def _check(kind):
     def check(cfg, data, tok, options, rewards):
         beta = getattr(cfg, "beta", None)
         if beta is not None and not beta > 0: raise ConfigError(f"beta must be > 0 (it scales the KL penalty to the reference), got {beta}.")
+        if kind == "simpo" and cfg.loss_type != "simpo":
+            raise ConfigError(f"simpo() trains SimPO's loss; loss_type={cfg.loss_type!r} is another CPO loss: call cpo(..., loss_type={cfg.loss_type!r}) instead.")
         if kind == "kto" and cfg.per_device_train_batch_size < 2:
             raise ConfigError(f"KTO needs per_device_train_batch_size >= 2 (its KL term pairs completions across a batch), got {cfg.per_device_train_batch_size}.")
         if kind == "kto":
@@ -50,6 +54,9 @@ def _trainer_classes(kind:str):
     if kind == "orpo":
         from trl.experimental import orpo as m          # TRL 1.16 keeps ORPO under experimental
         return m.ORPOConfig, m.ORPOTrainer
+    if kind in ("simpo", "cpo"):
+        from trl.experimental import cpo as m           # SimPO is CPO's trainer with loss_type="simpo" (TRL 1.16, experimental)
+        return m.CPOConfig, m.CPOTrainer
     if kind == "dpo":
         from alignkit._compat import dpo_trainer_class
         return trl.DPOConfig, dpo_trainer_class()
@@ -90,16 +97,18 @@ def _build(run):
         return quiet(run.runner.classes()[1](**kw, ref_model=run.ref_model))
 
 # The dashboard panels of what TRL's trainers log (the KL and entropy panels are shared with the online runners and PPO).
-_PREFERENCE = PanelSpec("preference", "Preference rewards (DPO / KTO)", (r"rewards/(chosen|rejected|margins)",), (r"rewards/accuracies",),
+_PREFERENCE = PanelSpec("preference", "Preference rewards (DPO / KTO / SimPO)", (r"rewards/(chosen|rejected|margins)",), (r"rewards/accuracies",),
                         "implicit reward", "accuracy")
 _LOGPS = PanelSpec("logps", "Log-probs", (r"logps/(chosen|rejected)",), (r"logits/(chosen|rejected)",), "log-prob", "mean logit")
 _TOKEN_ACCURACY = PanelSpec("token_accuracy", "Token accuracy", (r"mean_token_accuracy",), y_title="accuracy")
 _PANELS = dict(sft=(ENTROPY_PANEL, _TOKEN_ACCURACY), dpo=(_PREFERENCE, _LOGPS, ENTROPY_PANEL, _TOKEN_ACCURACY),
                reward=(PanelSpec("reward_model", "Reward model", (r"accuracy",), (r"margin", r"(mean|min|max)_reward"), "accuracy", "reward"),),
-               kto=(_PREFERENCE, _LOGPS, KL_PANEL, ENTROPY_PANEL), orpo=(_PREFERENCE, _LOGPS))
+               kto=(_PREFERENCE, _LOGPS, KL_PANEL, ENTROPY_PANEL), orpo=(_PREFERENCE, _LOGPS), simpo=(_PREFERENCE, _LOGPS),
+               cpo=(_PREFERENCE, _LOGPS))
 
 for _name, _data, _task in (("sft", "sft", "causal-lm"), ("reward", "preference", "reward"), ("dpo", "preference", "causal-lm"),
-                            ("kto", "unpaired", "causal-lm"), ("orpo", "preference", "causal-lm")):
+                            ("kto", "unpaired", "causal-lm"), ("orpo", "preference", "causal-lm"),
+                            ("simpo", "preference", "causal-lm"), ("cpo", "preference", "causal-lm")):
     register_runner(Runner(_name, _data, functools.partial(_trainer_classes, _name), _build, _LEARNING_RATES[_name],
                            defaults=_defaults(_name), check=_check(_name), task=_task, options=("reference",) if _name == "dpo" else (),
                            prepare=_dpo_prepare if _name == "dpo" else None,
@@ -130,6 +139,14 @@ def kto(model, unpaired, *, tokenizer=None, output_dir=None, eval_data=None, bac
 def orpo(model, pairs, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
     "Odds-ratio preference optimisation, SFT and preference in one loss, no reference model (TRL's experimental `ORPOTrainer`)."
     return start_run("orpo", model, pairs, **_run_args(locals()))
+
+def simpo(model, pairs, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
+    "SimPO: the length-normalised log-prob as the reward, a target margin `simpo_gamma`, no reference model (TRL's experimental `CPOTrainer`, `loss_type='simpo'`, `cpo_alpha=0`)."
+    return start_run("simpo", model, pairs, **_run_args(locals()))
+
+def cpo(model, pairs, *, tokenizer=None, output_dir=None, eval_data=None, background=None, lora:int=16, quant:str="auto", **trl_args) -> Run:
+    "Contrastive preference optimisation: a preference loss (TRL's `loss_type`) plus `cpo_alpha` × the NLL of the chosen answer, no reference model (TRL's experimental `CPOTrainer`)."
+    return start_run("cpo", model, pairs, **_run_args(locals()))
 
 # %% ../nbs/31_preference.ipynb #3aafc61a
 def _texts(tok, row, keys):
@@ -192,6 +209,7 @@ def evaluate(model, data, tokenizer=None, batch_size:int=16, max_rows:int|None=N
             pc = _completion_logps(model, tok, [x["prompt"] for x in t], [x["chosen"] for x in t], batch_size)
             pr = _completion_logps(model, tok, [x["prompt"] for x in t], [x["rejected"] for x in t], batch_size)
             ev = Evaluation(pref_accuracy=sum(a[0] > b[0] for a, b in zip(pc, pr))/len(t),
+                            norm_accuracy=sum(a[0]/max(a[1], 1) > b[0]/max(b[1], 1) for a, b in zip(pc, pr))/len(t),
                             chosen_logp=sum(a[0] for a in pc)/len(t), rejected_logp=sum(b[0] for b in pr)/len(t), n=len(t))
             if hasattr(model, "disable_adapter"):
                 with model.disable_adapter():
