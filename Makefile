@@ -29,17 +29,18 @@ demo: setup
 	$(BIN)/alignkit demo
 
 # sync check (alignkit/ must equal what nbdev-export makes of nbs/) + notebooks (slow cells included) + pytest.
-# Two notebooks run at once, one thread each: two 2-thread torch processes on 2 cores slow each other down ~10×.
+# Two notebooks run at once, one thread each: two 2-thread torch processes on 2 cores slow each other down ~10×;
+# pytest likewise runs two workers of one thread each (pytest-xdist, a whole file per worker so module fixtures are built once).
 # tools/nbtest.py is nbdev's test_nb with a fresh process per notebook (time and peak memory reported per notebook;
 # training a timed-out cell left running is stopped). `ALIGNKIT_CACHE=$$(mktemp -d) make test` runs on a fresh cache:
 # warm-cache converts the embedded model once, before the notebooks start.
 test: setup sync-check warm-cache
 	OMP_NUM_THREADS=1 $(BIN)/python tools/nbtest.py --flags slow --n-workers 2
-	$(BIN)/pytest -q tests
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile --durations=15 tests
 
 test-fast: setup sync-check warm-cache
 	OMP_NUM_THREADS=1 $(BIN)/python tools/nbtest.py --n-workers 2
-	$(BIN)/pytest -q -m "not slow and not browser" tests
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile -m "not slow and not browser" tests
 
 warm-cache: setup
 	@$(BIN)/python -c "from alignkit.models import resolve; [resolve(n) for n in ('smollm2', 'tiny-llama', 'tiny-moe')]"
