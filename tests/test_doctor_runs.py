@@ -24,10 +24,13 @@ def test_sft_on_one_row_overfits(tmp_path):
     assert m.loss.iloc[-1] < m.loss.iloc[0] / 10 and m.eval_loss.iloc[-1] > m.eval_loss.min() * 1.05   # what overfitting is
     found = run.diagnose()
     over = [d for d in found.rows if d["rule"] == "overfitting"]
-    assert len(over) == 1 and over[0]["fixes"][0]["max_steps"] == int(m.step[m.eval_loss.idxmin()]), found.rows
-    assert _logged(tmp_path/"sft").count("overfitting") == 1
-    again = ak.doctor.diagnose(tmp_path/"sft")              # a reopened run: the same diagnosis, not logged twice
-    assert [d["rule"] for d in again.rows].count("overfitting") == 1 and _logged(tmp_path/"sft").count("overfitting") == 1
+    # an early bump that falls back is an episode of its own (how many depends on the machine's float sums: 1 thread or 2);
+    # exactly one runs to the end of the run, and its fix stops at the best eval step
+    last = [d for d in over if d["end"] == int(m.step.iloc[-1])]
+    assert len(last) == 1 and last[0]["fixes"][0]["max_steps"] == int(m.step[m.eval_loss.idxmin()]), found.rows
+    assert _logged(tmp_path/"sft").count("overfitting") == len(over)
+    again = ak.doctor.diagnose(tmp_path/"sft")              # a reopened run: the same diagnoses, not logged twice
+    assert [d["rule"] for d in again.rows].count("overfitting") == len(over) and _logged(tmp_path/"sft").count("overfitting") == len(over)
 
 def test_grpo_length_reward_hacks_against_held_out_exact_match(tmp_path):
     rows = [json.loads(l) for l in open(ROOT/"datasets/prompts/train.jsonl")]
