@@ -134,11 +134,23 @@ def _tile_bytes(tokens:int, V:int, a:int, cuda:bool, backward:bool=True) -> int:
     return n * c * (a if cuda else a + (6 if backward else 3) * 4)
 
 _FUSED = {"sft", "dpo", "kto", "grpo", "rloo", "distill"}
+_ENTROPY = {"sft", "grpo", "rloo"}          # TRL asks the fused head for the entropy too (a logged metric)
+
+def _cpu_head_bytes(tokens:int, V:int, a:int, backward:bool=True, entropy:bool=False) -> int:
+    "alignkit's CPU LM head (`_compat.cpu_logprobs`): the scored tokens' full logits by plain autograd, in checkpointed token chunks above `LOGITS_AT_ONCE`."
+    from alignkit._compat import LOGITS_AT_ONCE
+    n = tokens * V if tokens * V <= LOGITS_AT_ONCE else max(1, LOGITS_AT_ONCE // V // 2) * V   # one chunk's logits live at a time
+    return n * ((a if a != 4 else 0) + 4 + 4 + (8 if entropy else 0) + (8 if backward else 0))
 
 # %% ../nbs/21_planner.ipynb #f9ad1fd0
-def logits_bytes(method:str, tokens:int, arch:dict, a:int, cuda:bool=False, backward:bool=True) -> int:
-    "Peak bytes of the LM head's output for `tokens` tokens (`backward`: and its gradient): TRL's fused tiles (most methods) or the full fp32-upcast logits."
-    if method in _FUSED: return _tile_bytes(tokens, arch["V"], a, cuda, backward) * (2 if method == "distill" else 1) + tokens * arch["h"] * 4 * backward
+def logits_bytes(method:str, tokens:int, arch:dict, a:int, cuda:bool=False, backward:bool=True, scored:int|None=None) -> int:
+    """Peak bytes of the LM head's output for `tokens` tokens, `scored` of them labelled (None: all), with `backward` its gradient.
+    TRL's fused head (most methods) scores only labelled positions — on CUDA in Triton tiles, on a CPU through alignkit's
+    `cpu_logprobs`; other methods (ORPO) materialise every token's fp32-upcast logits."""
+    scored = tokens if scored is None else min(scored, tokens)
+    if method in _FUSED:
+        head = _tile_bytes(scored, arch["V"], a, True, backward) if cuda else _cpu_head_bytes(scored, arch["V"], a, backward, method in _ENTROPY)
+        return head * (2 if method == "distill" else 1) + scored * arch["h"] * 4 * backward
     return tokens * arch["V"] * (a + 8)
 
 # %% ../nbs/21_planner.ipynb #ad4ba5fc
@@ -247,19 +259,21 @@ class MemoryPlan:
         return f"<b>{html.escape(self.summary())}</b>" + self.table.to_html(index=False, escape=True)
 
 # %% ../nbs/21_planner.ipynb #3cac37cc
-def _act_rows(method, arch, tokens, seq, a, gc, r, mods, cuda, what="policy"):
+def _act_rows(method, arch, tokens, seq, a, gc, r, mods, cuda, what="policy", scored=None):
     "Rows of one forward + backward over `tokens` tokens of `seq`-token sequences: activations and logits."
     per = layer_activation_bytes(arch, seq, a, r, mods)
     if gc: act, how = tokens * (arch["L"] * arch["h"] * a + per), f"checkpointed: {arch['L']} layer inputs × h·{a} B + one layer ({per:,.0f} B/token) per token"
     else: act, how = tokens * arch["L"] * per, f"{arch['L']} layers × {per:,.0f} B per token (Korthikanti-style count, see above)"
     act += tokens * arch["h"] * (4 + a)                 # the final norm's input (fp32) and output
     return [dict(component=f"activations ({what})", bytes=int(act), note=f"{tokens:,} tokens; {how}"),
-            dict(component=f"logits ({what})", bytes=int(logits_bytes(method, tokens, arch, a, cuda)),
-                 note=("TRL's fused LM head: one tile + fp32 grad of the hidden states" if method in _FUSED else "full logits × (a + fp32 upcast + log-softmax)"))]
+            dict(component=f"logits ({what})", bytes=int(logits_bytes(method, tokens, arch, a, cuda, scored=scored)),
+                 note=(f"{tokens if scored is None else min(scored, tokens):,} scored tokens; " +
+                       (("TRL's fused LM head (Triton tiles)" if cuda else "alignkit's CPU LM head (cpu_logprobs)") + " + fp32 grad of the hidden states"
+                        if method in _FUSED else "full logits × (a + fp32 upcast + log-softmax)")))]
 
-def _nograd_bytes(method, arch, tokens, seq, a, cuda) -> int:
+def _nograd_bytes(method, arch, tokens, seq, a, cuda, scored=None) -> int:
     "A forward under no_grad: one layer's tensors at a time, the hidden states and the LM head's output."
-    return int(tokens * (layer_activation_bytes(arch, seq, a) + 2 * arch["h"] * a) + logits_bytes(method, tokens, arch, a, cuda, backward=False))
+    return int(tokens * (layer_activation_bytes(arch, seq, a) + 2 * arch["h"] * a) + logits_bytes(method, tokens, arch, a, cuda, backward=False, scored=scored))
 
 def _label(x):
     if isinstance(x, (str, os.PathLike)): return Path(str(x)).stem if str(x).endswith(".json") else str(x)
@@ -269,12 +283,14 @@ def _label(x):
 
 # %% ../nbs/21_planner.ipynb #e3de780a
 def memory_plan(model_or_config, method:str="sft", *, quant:str|None=None, peft=None, lora:int|None=None, device=None,
-                teacher=None, reward_model=None, **trl_args) -> MemoryPlan:
+                teacher=None, reward_model=None, completion_length:int|None=None, **trl_args) -> MemoryPlan:
     """Every component of a `method` training step's memory on `model_or_config` (a model name, a bundled config name, a
     transformers config or a model), for `quant` ('fp32', 'bf16', 'int8', 'nf4'; None: this machine's best precision),
     LoRA rank `lora` or a `peft.LoraConfig` (neither: full fine-tuning) and TRL arguments `trl_args` (TRL 1.16's defaults where
     unset). `device`: 'cpu', 'cuda', a size ('24GiB') or a number of GiB. `teacher` (distill) and `reward_model` (ppo): a
-    model or config whose frozen weights also stay in memory (distill's default teacher: the model itself)."""
+    model or config whose frozen weights also stay in memory (distill's default teacher: the model itself). `completion_length`
+    (sft, dpo, kto, orpo): the labelled tokens per sequence, which the LM head scores (None: all of `max_length`, an upper
+    bound; SFT on `messages` rows labels every token, preference data only the answers)."""
     from alignkit.models import best_precision, bf16_native
     args = resolved_args(method, trl_args)
     dev_label, free, cuda = _parse_device(device)
@@ -299,23 +315,24 @@ def memory_plan(model_or_config, method:str="sft", *, quant:str|None=None, peft=
              dict(component="optimizer states", bytes=optimizer_bytes(optim, sizes, pb, args.get("optim_args")), phase="persistent",
                   note=f"{optim}: {_OPTIM_STATES[optim][0]} state(s) per trainable parameter" + (" (paged: CUDA unified memory)" if optim.startswith("paged") else ""))]
     B, ga, gc = args["per_device_train_batch_size"], args["gradient_accumulation_steps"], bool(args["gradient_checkpointing"])
-    cp = lambda x, what: [dict(row, phase="training step") for row in _act_rows(method, arch, x[0], x[1], a, gc, r, mods, cuda, what)]
+    cp = lambda x, what, sc=None: [dict(row, phase="training step") for row in _act_rows(method, arch, x[0], x[1], a, gc, r, mods, cuda, what, sc)]
+    lab = lambda n, S: None if completion_length is None else n * min(completion_length, S)      # scored tokens of n sequences
     ref_weights = lambda: rows.append(dict(component="reference model", bytes=wb if full else 0, phase="persistent",
                                            note="a frozen copy of the weights" if full else "none: the base model with the adapter disabled"))
     if method in ("sft",):
-        S = args["max_length"]; rows += cp((B * S, S), "policy")
+        S = args["max_length"]; rows += cp((B * S, S), "policy", lab(B, S))
     elif method in ("dpo", "orpo", "kto"):
         S = args["max_length"]
-        if method == "kto": rows += cp((B * S, S), "policy")
+        if method == "kto": rows += cp((B * S, S), "policy", lab(B, S))
         else:                                    # one forward of the 2B concatenated sequences: activations per half, one LM head pass
-            both = cp((2 * B * S, S), "chosen + rejected")
+            both = cp((2 * B * S, S), "chosen + rejected", lab(2 * B, S))
             half = cp((B * S, S), "chosen")[0]["bytes"]
             rows += [dict(both[0], component="activations (chosen)", bytes=half), dict(both[0], component="activations (rejected)", bytes=both[0]["bytes"] - half,
                           note="the second sequence of each pair, concatenated into the same forward"), both[1]]
         if method in ("dpo", "kto"):
             ref_weights()
             n = (2 if method == "dpo" else 1) * B * S
-            ref = dict(component="reference pass", bytes=_nograd_bytes(method, arch, n, S, a, cuda), note=f"no_grad forward of {n:,} tokens")
+            ref = dict(component="reference pass", bytes=_nograd_bytes(method, arch, n, S, a, cuda, lab(n // S, S)), note=f"no_grad forward of {n:,} tokens")
             if args.get("precompute_ref_log_probs"): rows.append(dict(ref, phase="reference pre-pass"))
             else:                                # after the policy's forward, before its backward: its activations are held, not the backward's tile
                 held = sum(x["bytes"] for x in rows if x["component"].startswith("activations"))
@@ -340,9 +357,9 @@ def memory_plan(model_or_config, method:str="sft", *, quant:str|None=None, peft=
         kv = 2 * arch["L"] * arch["kv"] * S * gen_b * a
         rows.append(dict(component="KV cache", bytes=int(kv), phase="generation", note=f"2 × {arch['L']} layers × {arch['kv']} × {S} tokens × {gen_b} sequences × {a} B"))
         rows.append(dict(component="generation logits", bytes=gen_b * arch["V"] * 4 * 2, phase="generation", note="last-token logits (fp32) and the sampling probabilities"))
-        score = _nograd_bytes(method, arch, B * S, S, a, cuda)
+        score = _nograd_bytes(method, arch, B * S, S, a, cuda, B * C)
         rows.append(dict(component="scoring pass", bytes=score, phase="generation", note=f"no_grad log-probs (old policy{', reference' if beta else ''}) of {B} sequences at a time"))
-        rows += cp((B * S, S), "policy")
+        rows += cp((B * S, S), "policy", B * C)                   # only the completions are labelled
     return MemoryPlan(label=_label(model_or_config), method=method, rows=rows, args=args,
                       settings=dict(model_or_config=model_or_config, quant=quant, lora=lora, peft=peft, device=device, teacher=teacher,
                                     reward_model=reward_model, trl_args=dict(trl_args)),
