@@ -10,36 +10,10 @@ import html
 from dataclasses import dataclass, field
 from fastcore.basics import patch
 from .core import *
+from .judges import _messages, _prompts, _generate
 
 # %% auto #0
-__all__ = ['CRITIQUE', 'REVISE', 'Constitutional', 'constitutional']
-
-# %% ../nbs/36_feedback.ipynb #c38892bd
-def _messages(prompt): return prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
-
-def _prompts(prompts) -> list:
-    "The prompts of a prompt dataset (path or rows), or of a bare list of prompts (strings or chat messages), validated."
-    from alignkit.data import load_data
-    if isinstance(prompts, (list, tuple)) and prompts and not isinstance(prompts[0], dict): prompts = [dict(prompt=p) for p in prompts]
-    return [r["prompt"] for r in load_data(prompts, kind="prompt")]
-
-def _generate(model, tok, prompts, *, max_new_tokens=24, temperature=0.0, seed=0, batch_size=8) -> list[str]:
-    "One completion per prompt (greedy when `temperature` is 0, else sampled with `seed`), decoded without the prompt."
-    import torch
-    from transformers import set_seed
-    set_seed(seed)
-    out, side = [], tok.padding_side
-    tok.padding_side = "left"
-    try:
-        for i in range(0, len(prompts), batch_size):
-            texts = [tok.apply_chat_template(_messages(p), tokenize=False, add_generation_prompt=True) for p in prompts[i:i+batch_size]]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            kw = dict(do_sample=True, temperature=temperature) if temperature > 0 else dict(do_sample=False)
-            with torch.no_grad():
-                ids = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id or tok.eos_token_id, **kw)
-            out += [s.strip() for s in tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
-    finally: tok.padding_side = side
-    return out
+__all__ = ['CRITIQUE', 'REVISE', 'Constitutional', 'constitutional', 'RLAIF', 'rlaif', 'SelfRewarding', 'self_rewarding']
 
 # %% ../nbs/36_feedback.ipynb #245f6540
 CRITIQUE = "Here is a request and an answer.\n\nRequest: {prompt}\n\nAnswer: {answer}\n\nCritique the answer against this principle: {principle}"
@@ -102,3 +76,153 @@ def _repr_html_(self:Constitutional):
     return (f"<b>Constitutional AI</b>: {len(self.rows)} answers revised, {len(self.pairs)} changed (preference pairs), "
             f"{self.dropped} empty revisions dropped"
             f"<table><tr><th>prompt</th><th>before</th><th>critique</th><th>after</th></tr>{rows}</table>")
+
+# %% ../nbs/36_feedback.ipynb #ce7e879e
+@dataclass
+class RLAIF:
+    "An RLAIF round: per prompt the sampled answers, each one's mean judged win probability, and the pair it yields (`.pairs`)."
+    rows: list = field(default_factory=list)
+    judge: str = ""
+    @property
+    def table(self):
+        import pandas as pd
+        return pd.DataFrame([dict(prompt=_messages(r["prompt"])[-1]["content"], chosen=r["chosen"], rejected=r["rejected"],
+                                  margin=r["margin"], kept=r["kept"], why=r["why"]) for r in self.rows])
+    @property
+    def pairs(self) -> list[dict]:
+        "The kept pairs as preference rows (`load_data(kind='preference')`), with the judge's margin and provenance."
+        return [dict(prompt=_messages(r["prompt"]), chosen=[{"role": "assistant", "content": r["chosen"]}],
+                     rejected=[{"role": "assistant", "content": r["rejected"]}], margin=round(r["margin"], 4),
+                     source="rlaif", judge=self.judge) for r in self.rows if r["kept"]]
+    @property
+    def dropped(self) -> dict:
+        "Prompts that gave no pair, by reason."
+        from collections import Counter
+        return dict(Counter(r["why"] for r in self.rows if not r["kept"]))
+
+# %% ../nbs/36_feedback.ipynb #b4d66ac8
+def _best_and_worst(answers, jrows, pairs_idx):
+    "Mean judged win probability of each answer over the pairs it is in (unread pairs left out); the best and worst index."
+    import numpy as np
+    wins = [[] for _ in answers]
+    for (i, j), jr in zip(pairs_idx, jrows):
+        if jr.get("p_a") is None: continue
+        wins[i].append(jr["p_a"]); wins[j].append(1 - jr["p_a"])
+    score = [float(np.mean(w)) if w else None for w in wins]
+    known = [i for i, s in enumerate(score) if s is not None]
+    if not known: return score, None, None
+    return score, max(known, key=lambda i: score[i]), min(known, key=lambda i: score[i])
+
+# %% ../nbs/36_feedback.ipynb #8c8ee12c
+def rlaif(policy, prompts, *, judge=None, tokenizer=None, judge_tokenizer=None, k:int=2, temperature:float=1.0,
+          max_new_tokens:int=32, min_margin:float=0.0, seed:int=0, batch_size:int=8) -> RLAIF:
+    "Sample `k` answers per prompt from `policy`, have `judge` (default: the policy) compare each pair, keep best over worst."
+    from itertools import combinations
+    from alignkit.judges import judge as run_judge
+    from alignkit.data import load_data
+    if not isinstance(k, int) or k < 2: raise ConfigError(f"k must be an integer ≥ 2 (answers sampled per prompt), got {k!r}.")
+    if temperature <= 0: raise ConfigError(f"temperature must be > 0: greedy decoding gives the same answer {k} times, got {temperature}.")
+    prompts = _prompts(prompts)
+    tok = tokenizer or getattr(policy, "alignkit_tokenizer", None)
+    if tok is None: raise ConfigError("pass tokenizer=: this model was not loaded with alignkit.load_model, so it carries none.")
+    jm = policy if judge is None else judge
+    jt = judge_tokenizer or (tok if jm is policy else getattr(jm, "alignkit_tokenizer", None))
+    samples = [_generate(policy, tok, prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + j, batch_size=batch_size)
+               for j in range(k)]
+    items, where = [], []
+    for n, p in enumerate(prompts):
+        for i, j in combinations(range(k), 2):
+            a, b = samples[i][n], samples[j][n]
+            if a and b and a != b: items.append(dict(prompt=p, a=a, b=b)); where.append((n, i, j))
+    jrows = run_judge(jm, items, tokenizer=jt, batch_size=batch_size).rows if items else []
+    rows = []
+    for n, p in enumerate(prompts):
+        answers = [samples[j][n] for j in range(k)]
+        mine = [(w, jr) for w, jr in zip(where, jrows) if w[0] == n]
+        score, hi, lo = _best_and_worst(answers, [jr for _, jr in mine], [(i, j) for (_, i, j), _ in mine])
+        row = dict(prompt=p, answers=answers, scores=score, chosen=answers[hi] if hi is not None else "",
+                   rejected=answers[lo] if lo is not None else "", margin=(score[hi] - score[lo]) if hi is not None else 0.0)
+        why = ("all samples the same or empty" if not mine else "judge unreadable" if hi is None else
+               "tie" if row["margin"] <= min_margin else "")
+        rows.append(dict(row, kept=not why, why=why or "kept"))
+    out = RLAIF(rows, judge=getattr(getattr(jm, "alignkit", None), "name", None) or getattr(jm, "__name__", type(jm).__name__))
+    if out.pairs: load_data(out.pairs, kind="preference")        # what dpo will read: checked here, before any training
+    return out
+
+# %% ../nbs/36_feedback.ipynb #0ed7aa43
+@patch
+def _repr_html_(self:RLAIF):
+    e = lambda s: html.escape(str(s))
+    rows = "".join(f"<tr><td>{e(_messages(r['prompt'])[-1]['content'])}</td><td>{e(r['chosen'])}</td><td>{e(r['rejected'])}</td>"
+                   f"<td>{r['margin']:.3f}</td><td>{e(r['why'])}</td></tr>" for r in self.rows[:20])
+    return (f"<b>RLAIF</b> (judge: {e(self.judge)}): {len(self.pairs)} pairs from {len(self.rows)} prompts; dropped: {e(self.dropped or 'none')}"
+            f"<table><tr><th>prompt</th><th>chosen</th><th>rejected</th><th>margin</th><th></th></tr>{rows}</table>")
+
+# %% ../nbs/36_feedback.ipynb #3ccd7025
+from .pipeline import Pipeline, _Stopped, _stage
+
+class SelfRewarding(Pipeline):
+    "Rounds of sample → self-judge → DPO: `sr['round-1']`… are `Run`s; `.win_rates` the held-out judged win rate per round."
+    job_name = "self_rewarding"
+    def __init__(self, root, stages):
+        super().__init__(root, stages)
+        self.win_rates, self.rounds = {}, {}
+    def _body(self, *args) -> Status:
+        try: _rounds(self, *args)
+        except _Stopped: return Status.STOPPED
+        return Status.FINISHED
+
+# %% ../nbs/36_feedback.ipynb #89bd8e25
+def _round_pairs(pipe, r, policy, tok, prompts, k, temperature, max_new_tokens, seed):
+    "The pairs round `r` trains on: read back from pairs-r.jsonl (plain JSON, validated) when an earlier attempt wrote it, else made now."
+    import json, os
+    from alignkit.data import load_data
+    f = pipe.root/f"pairs-{r}.jsonl"
+    if f.exists(): return load_data(f, kind="preference").to_list()
+    ra = rlaif(policy, prompts, tokenizer=tok, k=k, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed + 1000 * r)
+    pipe.rounds[f"round-{r}"] = ra
+    if not ra.pairs: raise TrainingError(f"round {r}: the judge preferred no answer over another ({ra.dropped}); raise k or temperature.")
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(p) + "\n" for p in ra.pairs)); os.replace(tmp, f)
+    return ra.pairs
+
+def _rounds(pipe, model, prompts, held_out, n, k, temperature, max_new_tokens, lora, quant, dpo_args, seed):
+    import os
+    from alignkit.models import load_model
+    from alignkit.preference import dpo
+    from alignkit.judges import win_rate
+    named = isinstance(model, (str, os.PathLike))
+    base, btok = load_model(str(model), quant=quant) if named else (model, model.alignkit_tokenizer)
+    base_answers = _generate(base, btok, held_out, max_new_tokens=max_new_tokens) if held_out else None
+    kw = dict(background=True, lora=lora, quant=quant, overwrite=True)
+    policy, ptok = base, btok
+    for r in range(1, n + 1):
+        def start(d, r=r, policy=policy, ptok=ptok):
+            pairs = _round_pairs(pipe, r, policy, ptok, prompts, k, temperature, max_new_tokens, seed)
+            return dpo(model, pairs, output_dir=d, **kw, **dpo_args) if r == 1 else dpo(policy, pairs, tokenizer=ptok, output_dir=d, **kw, **dpo_args)
+        run = _stage(pipe, f"round-{r}", start)
+        policy, ptok = run.model, run.tokenizer
+        if held_out:
+            pipe.win_rates[f"round-{r}"] = win_rate(policy, base_answers, held_out, judge=base, tokenizer_a=ptok, judge_tokenizer=btok,
+                                                     max_new_tokens=max_new_tokens)
+
+# %% ../nbs/36_feedback.ipynb #966379df
+def self_rewarding(model, prompts, *, rounds:int=2, k:int=2, held_out=None, output_dir=None, background=None, lora:int=16,
+                   quant:str="auto", temperature:float=1.0, max_new_tokens:int=32, dpo_args:dict|None=None, seed:int=0) -> SelfRewarding:
+    "`rounds` rounds of: sample `k` answers per prompt, judge them with the policy itself, DPO on best over worst — resumable round by round."
+    import os
+    from alignkit.runners import default_run_dir, model_spec
+    from alignkit.pipeline import _wrong_args
+    if not isinstance(rounds, int) or rounds < 1: raise ConfigError(f"rounds must be an integer ≥ 1, got {rounds!r}.")
+    if not isinstance(model, (str, os.PathLike)) and not model_spec(model):
+        raise ConfigError("self_rewarding needs a model name or a model from alignkit.load_model: each round's run is rebuilt from it.")
+    dpo_args = _wrong_args("dpo_args", dpo_args)
+    prompts = _prompts(prompts)                                 # bad data fails before any model loads
+    held_out = _prompts(held_out) if held_out is not None else None
+    pipe = SelfRewarding(output_dir or default_run_dir("self_rewarding"), tuple(f"round-{r}" for r in range(1, rounds + 1)))
+    pipe.root.mkdir(parents=True, exist_ok=True)
+    pipe._launch(background, model, prompts, held_out, rounds, k, temperature, max_new_tokens, lora, quant, dpo_args, seed)
+    if pipe._thread is not None and in_notebook():
+        from IPython.display import display
+        display(pipe)
+    return pipe

@@ -439,6 +439,13 @@ def status(k):
         if line.startswith(k): return int(line.split()[1]) * 1024
 cuda = spec["cuda"] and torch.cuda.is_available()
 model, tok = ak.load_model(spec["model"], quant=spec["quant"], lora=spec["lora"], **({"device": "cuda"} if cuda else {}))
+if not cuda:            # fault in the kernels' code pages first: RSS counts them, the plan (tensors only) does not
+    ids = tok("Warm up the kernels.", return_tensors="pt").input_ids
+    if spec["method"] in ("grpo", "rloo", "ppo"):
+        with torch.no_grad(): model.generate(ids, max_new_tokens=4, do_sample=True, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+    model(input_ids=ids, labels=ids).loss.backward()
+    model.zero_grad(set_to_none=True)
+    del ids
 base = status("VmRSS")
 if cuda: torch.cuda.reset_peak_memory_stats()
 else: open("/proc/self/clear_refs", "w").write("5")
