@@ -265,7 +265,7 @@ class _NoHubKernelWarning(logging.Filter):
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoHubKernelWarning())
 
 # %% ../nbs/00_core.ipynb #259f852d
-FLAT = ("core", "models", "data", "data_lab", "data_prep", "tracking", "dashboard", "runners", "rewards", "preference", "online", "ppo_trainer", "pipeline", "lora", "metrics", "blind_ab", "feedback", "planner")
+FLAT = ("core", "models", "data", "data_lab", "data_prep", "tracking", "dashboard", "runners", "rewards", "preference", "online", "ppo_trainer", "pipeline", "lora", "metrics", "blind_ab", "feedback", "planner", "judges", "peft_methods")
 NAMESPACES = ("moe", "rl", "cli", "doctor", "rollouts")
 
 def module_exports(module:str) -> list[str]:

@@ -129,15 +129,18 @@ def _next_probs(model, tok, texts:list[str], ids:list[int], batch_size:int=8):
     dev, side, was, out = next(model.parameters()).device, tok.padding_side, model.training, []
     tok.padding_side = "left"; model.eval()
     try:
-        for i in range(0, len(texts), batch_size):
-            enc = tok([_chat(tok, t) for t in texts[i:i+batch_size]], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+        chats = [_chat(tok, t) for t in texts]
+        order = sorted(range(len(chats)), key=lambda i: len(chats[i]))      # similar lengths share a batch: little padding
+        for i in range(0, len(order), batch_size):
+            enc = tok([chats[j] for j in order[i:i+batch_size]], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
             pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-            with torch.no_grad(): logits = model(**enc, position_ids=pos).logits[:, -1].float()
+            with torch.no_grad(): logits = model(**enc, position_ids=pos, logits_to_keep=1).logits[:, -1].float()   # the last position's only
             out.append(torch.softmax(logits, -1)[:, ids].cpu())
     finally:
         tok.padding_side = side
         if was: model.train()
-    return torch.cat(out)
+    probs = torch.cat(out)
+    return probs[torch.argsort(torch.tensor(order))]
 
 # %% ../nbs/25_judges.ipynb #09cbb3dd
 @dataclass

@@ -8,14 +8,15 @@ Docs: https://alignkit.github.io/alignkit/lora.html.md"""
 from __future__ import annotations
 import copy, html, json, math, os, re, time, warnings
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 from pathlib import Path
 from .core import *
 
 # %% auto #0
-__all__ = ['PRESETS', 'DTYPE_BYTES', 'QUANT_BYTES', 'COMPONENTS', 'GROUPS', 'configs_dir', 'model_configs', 'load_config',
-           'meta_model', 'linear_module_names', 'resolve_targets', 'RankError', 'peft_on_meta', 'memory_table',
-           'adapter_file_bytes', 'LoraBudget', 'memory_figure', 'lora_budget', 'DeltaSpectrum', 'delta_spectrum',
-           'RankSweep', 'rank_sweep', 'LoraExplorer', 'lora_explorer']
+__all__ = ['PRESETS', 'DTYPE_BYTES', 'QUANT_BYTES', 'COMPONENTS', 'GROUPS', 'EXPLORER_METHODS', 'configs_dir', 'model_configs',
+           'load_config', 'meta_model', 'linear_module_names', 'resolve_targets', 'RankError', 'peft_on_meta',
+           'memory_table', 'adapter_file_bytes', 'LoraBudget', 'memory_figure', 'lora_budget', 'DeltaSpectrum',
+           'delta_spectrum', 'RankSweep', 'rank_sweep', 'LoraExplorer', 'lora_explorer']
 
 # %% ../nbs/20_lora.ipynb #2aae8fba
 def configs_dir() -> Path:
@@ -502,17 +503,21 @@ def rank_sweep(model="smollm2", data=None, ranks=(2, 8, 32), steps:int=15, eval_
 
 # %% ../nbs/20_lora.ipynb #e420e9e8
 GROUPS = ("attention", "mlp", "experts", "all-linear")
+EXPLORER_METHODS = ("lora", "dora", "rslora", "pissa", "loraplus", "ia3", "prefix", "prompt", "ptuning")   # loftq: LoRA's counts, CUDA only
 
 class LoraExplorer(WidgetBox):
-    "The LoRA budget as a widget: rank slider, target checkboxes, precision dropdown → table and charts; a spectrum tab."
+    "The PEFT budget as a widget: method dropdown, rank slider, target checkboxes, precision dropdown → table and charts; a spectrum tab."
     def __init__(self, model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str|None=None,
-                 seq_len:int=2048, batch_size:int=1, delta:DeltaSpectrum|None=None):
+                 seq_len:int=2048, batch_size:int=1, delta:DeltaSpectrum|None=None, method:str="lora"):
         import ipywidgets as w, plotly.graph_objects as go
         enable_widgets()
         self.label, self.seq_len, self.batch_size = _label(model_or_config), seq_len, batch_size
         self.meta = meta_model(model_or_config)                  # built once; every change below is arithmetic on cached counts
         self.info, self.inventory = _shape_info(self.meta), _inventory(self.meta)
         self._per_unit = {}                                      # group → {layer name: (LoRA params per unit of r, in, out, r multiplier)}
+        self._per_method = {}                                    # (method, groups) → (params per unit of r, params at r=0), from PEFT
+        if method not in EXPLORER_METHODS: raise UnknownNameError("PEFT method", method, EXPLORER_METHODS)
+        self.method = w.Dropdown(options=list(EXPLORER_METHODS), value=method, description="method")
         self.state = {}
         self.rank = w.IntSlider(value=r, min=1, max=256, description="rank r", continuous_update=False)
         self.checks = {g: w.Checkbox(value=g in targets, description=g, indent=False, disabled=not self._matches(g)) for g in GROUPS}
@@ -522,8 +527,8 @@ class LoraExplorer(WidgetBox):
         self.mem_fig = go.FigureWidget(layout=dict(height=360, width=600))
         self.params_fig = go.FigureWidget(layout=dict(height=360, width=480))
         self.spec_heat, self.spec_energy, self.spec_text = go.FigureWidget(), go.FigureWidget(), w.HTML("pass delta= (a DeltaSpectrum) to see its spectrum here")
-        for c in [self.rank, self.quant, *self.checks.values()]: c.observe(lambda _: self.update(), names="value")
-        budget = w.VBox([w.HBox([self.rank, self.quant]), w.HBox(list(self.checks.values())), self.status, self.table,
+        for c in [self.method, self.rank, self.quant, *self.checks.values()]: c.observe(lambda _: self.update(), names="value")
+        budget = w.VBox([w.HBox([self.method, self.rank, self.quant]), w.HBox(list(self.checks.values())), self.status, self.table,
                          w.HBox([self.mem_fig, self.params_fig])])
         self.tabs = w.Tab([budget, w.VBox([self.spec_text, w.HBox([self.spec_heat, self.spec_energy])])])
         self.tabs.set_title(0, "budget"); self.tabs.set_title(1, "spectrum")
@@ -552,28 +557,31 @@ class LoraExplorer(WidgetBox):
     def update(self):
         "Recompute the budget for the current controls and redraw table and charts."
         groups = [g for g, c in self.checks.items() if c.value and not c.disabled]
-        r, quant = self.rank.value, self.quant.value
-        if not groups:
+        r, quant, method = self.rank.value, self.quant.value, self.method.value
+        lora_family = method in ("lora", "dora", "rslora", "pissa", "loraplus")
+        if not groups and lora_family:
             self.status.value = "<span style='color:#b00'>tick at least one target group</span>"; return self
-        c = self.counts(r, groups)
+        c = self.counts(r, groups) if lora_family else dict(trainable=0, layers={})
+        unit, fixed = (c["trainable"] // r, 0) if method == "lora" else self.method_counts(method, groups)
+        c["trainable"] = r * unit + fixed
         bad = [(n, i, o) for n, (_, i, o, mult) in c["layers"].items() if r * mult > min(i, o)]
         if bad:
             n, i, o = bad[0]
             self.status.value = (f"<span style='color:#b00'>{html.escape(f'r={r} is above the dimensions of {len(bad)} targeted layer(s), e.g. {n} ({i}→{o}); lower r or untick its group')}</span>")
             return self
         mem = memory_table(self.info, c["trainable"], quant, self.seq_len, self.batch_size)
-        self.state = dict(r=r, groups=groups, quant=quant, trainable_params=c["trainable"], total_params=self.info["total"],
+        self.state = dict(method=method, r=r if lora_family else None, groups=groups if lora_family else None, quant=quant, trainable_params=c["trainable"], total_params=self.info["total"],
                           percent=100 * c["trainable"] / self.info["total"], memory=mem)
-        self.status.value = html.escape(f"{self.label}: r={r} on {', '.join(groups)} trains {c['trainable']:,} of {self.info['total']:,} "
+        what = f"{method} r={r} on {', '.join(groups)}" if lora_family else f"{method} (PEFT's defaults; rank and targets apply to the LoRA family)"
+        self.status.value = html.escape(f"{self.label}: {what} trains {c['trainable']:,} of {self.info['total']:,} "
                                         f"parameters ({self.state['percent']:.3f} %); adapter ≈ {4*c['trainable']/2**20:.1f} MiB (fp32); "
                                         f"memory for {self.batch_size}×{self.seq_len} tokens per step")
         self.table.value = (mem / 2**30).round(3).to_html()
         memory_figure(mem, True, title="training memory (GiB, checkpointed activations)", fig=self.mem_fig)
         rs = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-        unit = c["trainable"] // r
         with self.params_fig.batch_update():
             self.params_fig.data = []
-            self.params_fig.add_scatter(x=rs, y=[unit * x for x in rs], mode="lines", name="trainable params")
+            self.params_fig.add_scatter(x=rs, y=[unit * x + fixed for x in rs], mode="lines", name=f"{method}: trainable params")
             self.params_fig.add_scatter(x=[r], y=[c["trainable"]], mode="markers", marker_size=12, name=f"r={r}")
             self.params_fig.update_layout(xaxis=dict(type="log", title="rank r"), yaxis=dict(type="log", title="trainable parameters"),
                                           title="trainable parameters vs rank", margin=dict(l=60, r=10, t=40, b=40))
@@ -588,6 +596,28 @@ class LoraExplorer(WidgetBox):
 
 
 def lora_explorer(model_or_config="smollm2", r:int=16, targets=("attention", "mlp"), quant:str|None=None, seq_len:int=2048,
-                  batch_size:int=1, delta:DeltaSpectrum|None=None) -> LoraExplorer:
-    "Explore LoRA's cost interactively: rank, target groups, precision → parameters, adapter size, memory; plus a spectrum tab."
-    return LoraExplorer(model_or_config, r, targets, quant, seq_len, batch_size, delta)
+                  batch_size:int=1, delta:DeltaSpectrum|None=None, method:str="lora") -> LoraExplorer:
+    "Explore a PEFT method's cost interactively: method, rank, target groups, precision → parameters, adapter size, memory; plus a spectrum tab."
+    return LoraExplorer(model_or_config, r, targets, quant, seq_len, batch_size, delta, method)
+
+# %% ../nbs/20_lora.ipynb #f2417ab1
+@patch
+def method_counts(self:LoraExplorer, method:str, groups) -> tuple[int, int]:
+    """(trainable parameters per unit of rank, parameters at rank 0) of PEFT `method` on `groups` — exact: PEFT itself on copies of
+    the meta model (at r=1 and r=2 for the LoRA family, whose count is linear in r; once for IA³ and the virtual-token methods)."""
+    from peft import LoraConfig, get_peft_model
+    from alignkit.models import peft_choice
+    key = (method, tuple(sorted(groups)))
+    if key not in self._per_method:
+        def count(args):
+            cfg = peft_choice(method, args).config
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return get_peft_model(copy.deepcopy(self.meta), cfg).get_nb_trainable_parameters()[0]
+        if isinstance(peft_choice(method).config, LoraConfig):
+            t = resolve_targets(self.meta, ["all-linear"] if "all-linear" in groups else list(groups))
+            t = {k: v for k, v in t.items() if v is not None}
+            one, two = count({"r": 1, **t}), count({"r": 2, **t})
+            self._per_method[key] = (two - one, 2 * one - two)
+        else: self._per_method[key] = (0, count(None))
+    return self._per_method[key]

@@ -14,10 +14,10 @@ from .core import *
 
 # %% auto #0
 __all__ = ['SMOLLM2_HUB_ID', 'SMOLLM2_WHEEL', 'REGISTRY', 'QUANTS', 'CHATML_TEMPLATE', 'CACHE_FORMAT', 'NO_NATIVE_BF16_ENV',
-           'TASKS', 'list_models', 'tiny_tokenizer', 'model_cache', 'resolve', 'default_device', 'bf16_native',
-           'best_precision', 'no_native_bf16', 'matmul_speed', 'check_quant', 'bf16_storage', 'LoadInfo', 'load_model',
-           'lora_grad_check', 'Footprint', 'footprint', 'QuantComparison', 'quant_compare', 'LoaderPanel',
-           'loader_panel']
+           'TASKS', 'PEFT_METHODS', 'LORAPLUS_LR_RATIO', 'list_models', 'tiny_tokenizer', 'model_cache', 'resolve',
+           'default_device', 'bf16_native', 'best_precision', 'no_native_bf16', 'matmul_speed', 'check_quant',
+           'bf16_storage', 'LoadInfo', 'PeftChoice', 'peft_method', 'peft_choice', 'load_model', 'lora_grad_check',
+           'Footprint', 'footprint', 'QuantComparison', 'quant_compare', 'LoaderPanel', 'loader_panel']
 
 # %% ../nbs/01_models.ipynb #160c25f2
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -335,14 +335,21 @@ class LoadInfo:
     seed: int|None = None
     task: str = "causal-lm"
     load_seconds: float = 0.0
+    peft: str|None = None                # the PEFT method (PEFT_METHODS), None for full fine-tuning
+    loraplus_lr_ratio: float|None = None # LoRA+: B's learning rate ÷ A's (peft='loraplus' only)
+
+def _task_type(task:str) -> str: return "SEQ_CLS" if task == "reward" else "CAUSAL_LM"
+
+def _lora_defaults(r:int, task:str="causal-lm") -> dict:
+    "What `lora=r` means: rank r on every linear layer, alpha 2·r, no dropout."
+    return dict(r=r, lora_alpha=2*r, lora_dropout=0.0, target_modules="all-linear", task_type=_task_type(task))
 
 def _lora_config(lora, task:str="causal-lm"):
     from peft import LoraConfig
     if isinstance(lora, LoraConfig): return lora
     if isinstance(lora, bool) or not isinstance(lora, int) or lora <= 0:
         raise ConfigError(f"lora must be None or 0 (no adapter), a positive int (the rank) or a peft.LoraConfig; got {lora!r}")
-    return LoraConfig(r=lora, lora_alpha=2*lora, lora_dropout=0.0, target_modules="all-linear",
-                      task_type="SEQ_CLS" if task == "reward" else "CAUSAL_LM")
+    return LoraConfig(**_lora_defaults(lora, task))
 
 TASKS = ("causal-lm", "reward")
 
@@ -370,26 +377,141 @@ def _prepare_tokenizer(tok):
     if not getattr(tok, "chat_template", None): tok.chat_template = CHATML_TEMPLATE
     return tok
 
+# %% ../nbs/01_models.ipynb #abba784d
+PEFT_METHODS = {
+    "lora": "LoRA: a trained low-rank update B·A beside each targeted weight",
+    "dora": "DoRA: LoRA on each weight's direction plus a trained magnitude vector (LoraConfig(use_dora=True))",
+    "rslora": "rsLoRA: LoRA scaled by alpha/√r instead of alpha/r, stable at high rank (use_rslora=True)",
+    "pissa": "PiSSA: LoRA initialised from each weight's top-r singular vectors (init_lora_weights='pissa'; an SVD at load)",
+    "loftq": "LoftQ: LoRA initialised to cancel the quantization error (init_lora_weights='loftq'; bitsandbytes on CUDA only)",
+    "loraplus": "LoRA+: LoRA trained with B's learning rate loraplus_lr_ratio × A's (peft.optimizers.create_loraplus_optimizer)",
+    "ia3": "IA³: trained vectors that rescale keys, values and feed-forward activations (IA3Config)",
+    "prefix": "prefix tuning: trained key/value vectors prepended in every layer (PrefixTuningConfig)",
+    "prompt": "prompt tuning: trained virtual-token embeddings prepended to the input (PromptTuningConfig)",
+    "ptuning": "P-tuning: virtual-token embeddings made by a small trained encoder (PromptEncoderConfig)",
+}
+LORAPLUS_LR_RATIO = 16.0
+_LORA_VARIANT = dict(lora={}, dora=dict(use_dora=True), rslora=dict(use_rslora=True), pissa=dict(init_lora_weights="pissa"),
+                     loftq=dict(init_lora_weights="loftq"), loraplus={})
+
+@dataclass
+class PeftChoice:
+    "A PEFT method as `load_model` applies it: alignkit's name for it, PEFT's config, and LoRA+'s learning-rate ratio."
+    method: str
+    config: object
+    loraplus_lr_ratio: float|None = None
+
+def peft_method(config) -> str:
+    "alignkit's name of a PEFT config: 'dora' for LoraConfig(use_dora=True), 'ia3' for an IA3Config, …; other PEFT types by their own name."
+    import peft
+    if isinstance(config, peft.LoraConfig):
+        init = str(config.init_lora_weights)
+        if init.startswith("pissa"): return "pissa"
+        if init == "loftq": return "loftq"
+        return "dora" if config.use_dora else "rslora" if config.use_rslora else "lora"
+    for cls, name in ((peft.IA3Config, "ia3"), (peft.PrefixTuningConfig, "prefix"), (peft.PromptEncoderConfig, "ptuning"),
+                      (peft.PromptTuningConfig, "prompt")):
+        if isinstance(config, cls): return name
+    return str(getattr(config.peft_type, "value", config.peft_type)).lower()
+
+# %% ../nbs/01_models.ipynb #a2b9debc
+def _peft_class(method:str):
+    import peft
+    if method in _LORA_VARIANT: return peft.LoraConfig
+    return dict(ia3=peft.IA3Config, prefix=peft.PrefixTuningConfig, prompt=peft.PromptTuningConfig, ptuning=peft.PromptEncoderConfig)[method]
+
+def _peft_defaults(method:str, task:str, r:int=16) -> dict:
+    if method in _LORA_VARIANT: return {**_lora_defaults(r, task), **_LORA_VARIANT[method]}
+    return dict(task_type=_task_type(task), **({} if method == "ia3" else dict(num_virtual_tokens=16)))
+
+def _check_fields(cls, args:dict, extra=()):
+    "An unknown field of PEFT config class `cls` is a ConfigError naming it (and what it may have meant)."
+    import dataclasses
+    names = {f.name for f in dataclasses.fields(cls)} - {"peft_type"}
+    bad = [k for k in args if k not in names and k not in extra]
+    if bad:
+        hints = [f"{k!r}" + (f" (did you mean {', '.join(map(repr, close_matches(k, names)))}?)" if close_matches(k, names) else "") for k in bad]
+        raise ConfigError(f"peft_args: {cls.__name__} has no field {', '.join(hints)}; its fields are PEFT's, e.g. "
+                          f"{', '.join(sorted(names)[:8])}, … (see peft.{cls.__name__}).")
+
+def _check_loftq(device:str, quant:str):
+    if not str(device).startswith("cuda"):
+        raise ConfigError(f"peft='loftq' cannot run on device {device!r}: PEFT's LoftQ initialisation quantizes every weight with "
+                          "bitsandbytes' CUDA kernels (here it fails with 'Torch not compiled with CUDA enabled'). On a CPU use "
+                          "peft='pissa' (SVD initialisation, no quantization) or quant='nf4' with peft='lora' (QLoRA).")
+    if quant in ("int8", "nf4"):
+        raise ConfigError(f"peft='loftq' with quant={quant!r}: LoftQ quantizes the weights itself, so load the model in fp32 or bf16.")
+
+# %% ../nbs/01_models.ipynb #f29ddba5
+def peft_choice(peft=None, peft_args:dict|None=None, task:str="causal-lm", lora=None, device:str="cpu", quant:str="auto",
+                gradient_checkpointing:bool=False) -> PeftChoice|None:
+    "What `load_model(peft=…, peft_args=…, lora=…)` attaches (None: no adapter), checked before any weights load."
+    import copy, dataclasses, math
+    from peft import PeftConfig, PrefixTuningConfig
+    if peft_args is not None and not isinstance(peft_args, dict): raise ConfigError(f"peft_args must be a dict of PEFT config fields, got {type(peft_args).__name__}.")
+    args = dict(peft_args or {})
+    if peft is None:
+        if lora is None:
+            if args: raise ConfigError("peft_args without a method: pass peft='lora' (or another of PEFT_METHODS) with it.")
+            return None
+        if not args:                                                  # lora= alone: as it always was
+            cfg = _lora_config(lora, task)
+            return PeftChoice(peft_method(cfg), cfg)
+        peft, lora = (lora, None) if isinstance(lora, PeftConfig) else ("lora", lora)
+    if lora is not None and not (peft == "lora" and not isinstance(lora, PeftConfig)):
+        raise ConfigError(f"lora={lora!r} and peft={peft!r} both choose an adapter: give one. lora=r is LoRA at rank r; for another "
+                          "method at rank 8 pass e.g. peft='dora', peft_args={'r': 8}.")
+    if isinstance(peft, PeftConfig):
+        method, cls = peft_method(peft), type(peft)
+        ratio = args.pop("loraplus_lr_ratio", None) if method == "lora" else None    # a LoraConfig trained as LoRA+
+        _check_fields(cls, args)
+        try: cfg = dataclasses.replace(peft, **args) if args else copy.deepcopy(peft)
+        except (TypeError, ValueError) as e: raise ConfigError(f"peft_args rejected by {cls.__name__}: {e}") from None
+        if ratio is not None: method = "loraplus"
+    elif isinstance(peft, str):
+        if peft not in PEFT_METHODS: raise UnknownNameError("PEFT method", peft, PEFT_METHODS, hint="Or pass any peft.PeftConfig.")
+        method, cls = peft, _peft_class(peft)
+        ratio = args.pop("loraplus_lr_ratio", LORAPLUS_LR_RATIO) if peft == "loraplus" else None
+        _check_fields(cls, args)
+        base = _peft_defaults(method, task, lora if isinstance(lora, int) else 16)
+        if method == "loftq" and "loftq_config" not in args:
+            from peft import LoftQConfig
+            base["loftq_config"] = LoftQConfig(loftq_bits=4)
+        try: cfg = cls(**{**base, **args})
+        except (TypeError, ValueError) as e: raise ConfigError(f"peft={peft!r}: {cls.__name__} rejected peft_args {args!r}: {e}") from None
+    else: raise ConfigError(f"peft must be a method name ({', '.join(PEFT_METHODS)}) or a peft.PeftConfig, got {type(peft).__name__}.")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0):
+        raise ConfigError(f"peft_args: loraplus_lr_ratio must be a number > 0 (B's learning rate ÷ A's; the paper uses 16), got {ratio!r}.")
+    ratio = None if ratio is None else float(ratio)
+    if method == "loftq": _check_loftq(device, quant)
+    if isinstance(cfg, PrefixTuningConfig) and gradient_checkpointing:
+        raise ConfigError("peft='prefix' with gradient_checkpointing=True: prefix tuning feeds its trained vectors in as past key/values, "
+                          "which transformers drops under gradient checkpointing (use_cache off), so every attention mask is the wrong size. "
+                          "Leave checkpointing off, or use peft='prompt' or 'ptuning' (virtual tokens in the input), which work with it.")
+    return PeftChoice(method, cfg, ratio)
+
 # %% ../nbs/01_models.ipynb #748f35ff
-def _attach_lora(model, quant, lora, gradient_checkpointing, gc_kwargs, task="causal-lm"):
-    "PEFT's k-bit preparation (quantized models), gradient checkpointing, then LoRA."
-    if lora is not None:
+def _attach_lora(model, quant, config, gradient_checkpointing, gc_kwargs):
+    "PEFT's k-bit preparation (quantized models), gradient checkpointing, then the adapter of PEFT config `config` (None: none)."
+    if config is not None:
         from peft import get_peft_model, prepare_model_for_kbit_training
         if quant in ("int8", "nf4"):
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
                                                     gradient_checkpointing_kwargs=gc_kwargs)
         elif gradient_checkpointing: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
-        model = get_peft_model(model, _lora_config(lora, task))
+        model = get_peft_model(model, config)
     elif gradient_checkpointing: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
     return model
 
 def load_model(name:str="smollm2", quant:str="auto", lora=None, gradient_checkpointing:bool=False,
                device:str|None=None, seed:int|None=None, double_quant:bool=True, trust_remote_code:bool=False,
-               task:str="causal-lm", **model_kwargs):
-    "Load `name` in precision `quant` with optional LoRA, ready to train; returns `(model, tokenizer)`. `task='reward'` gives a scalar-head reward model."
+               task:str="causal-lm", peft=None, peft_args:dict|None=None, **model_kwargs):
+    """Load `name` in precision `quant` with optional LoRA (`lora=r`) or another PEFT method (`peft=`: a name in `PEFT_METHODS`
+    or a `peft.PeftConfig`, `peft_args` overriding its fields), ready to train; returns `(model, tokenizer)`. `task='reward'` gives a scalar-head reward model."""
     device = str(device or default_device())
     if lora == 0 and not isinstance(lora, bool): lora = None      # rank 0: no adapter (full fine-tuning)
     _check_args(quant, lora, device, task)
+    choice = peft_choice(peft, peft_args, task=task, lora=lora, device=device, quant=quant, gradient_checkpointing=gradient_checkpointing)
     if quant == "bf16" and device == "cpu" and not bf16_native(device):
         warnings.warn(PrecisionWarning("quant='bf16' on a CPU without native bf16 (no AVX-512 BF16 or AMX): every bf16 matmul "
                       "is emulated, often tens of times slower than fp32. Use quant='auto' (fp32 here) to train; bf16 only saves memory."),
@@ -425,14 +547,15 @@ def load_model(name:str="smollm2", quant:str="auto", lora=None, gradient_checkpo
         gc_kwargs = {"use_reentrant": False}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)   # PEFT calls a transformers name deprecated in v5
-            model = _attach_lora(model, quant, lora, gradient_checkpointing, gc_kwargs, task)
+            model = _attach_lora(model, quant, choice and choice.config, gradient_checkpointing, gc_kwargs)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     if quant == "nf4": bf16_storage(model)
     model.train()
-    r = None if lora is None else _lora_config(lora, task).r
+    from peft import LoraConfig
+    r = choice.config.r if choice and isinstance(choice.config, LoraConfig) else None
     model.alignkit = LoadInfo(name=str(name), source=source, quant=quant, double_quant=(quant == "nf4" and double_quant),
-                              dtype=dtype, device=device, lora_r=r,
-                              seed=seed, task=task, load_seconds=time.perf_counter() - t0)
+                              dtype=dtype, device=device, lora_r=r, seed=seed, task=task, load_seconds=time.perf_counter() - t0,
+                              peft=choice and choice.method, loraplus_lr_ratio=choice and choice.loraplus_lr_ratio)
     model.alignkit_tokenizer = tok
     return model, tok
 
@@ -456,7 +579,7 @@ def lora_grad_check(model, tok, text:str="The capital of France is Paris. The ca
     return dict(losses=[round(l, 4) for l in losses], lora_tensors=len(lora), with_grad=with_grad, changed=changed)
 
 # %% ../nbs/01_models.ipynb #5444ff96
-_COMPONENTS = ("quantized weights", "quantization constants", "full-precision weights", "LoRA", "buffers")
+_COMPONENTS = ("quantized weights", "quantization constants", "full-precision weights", "LoRA", "adapter", "buffers")
 
 def _tensor_bytes(t) -> int: return t.numel() * t.element_size()
 
@@ -513,7 +636,7 @@ class Footprint:
     def __repr__(self): return self.summary() + "\n" + self.table.to_string()
 
 def footprint(model, label:str|None=None) -> Footprint:
-    "Where `model`'s memory goes: quantized weights and their constants, full-precision weights, LoRA, buffers."
+    "Where `model`'s memory goes: quantized weights and their constants, full-precision weights, LoRA, other adapters (IA³, virtual tokens), buffers."
     b = dict.fromkeys(_COMPONENTS, 0); n = dict.fromkeys(_COMPONENTS, 0)
     seen, trainable, total = set(), 0, 0
     for name, p in model.named_parameters():
@@ -524,6 +647,7 @@ def footprint(model, label:str|None=None) -> Footprint:
         total += numel
         if p.requires_grad: trainable += numel
         if "lora_" in name: comp = "LoRA"
+        elif "ia3_l" in name or "prompt_encoder" in name: comp = "adapter"        # IA³ vectors, virtual tokens and their encoder
         elif cls in ("Params4bit", "Int8Params"):
             comp = "quantized weights"
             b["quantization constants"] += _quant_state_bytes(p)
@@ -533,7 +657,8 @@ def footprint(model, label:str|None=None) -> Footprint:
         if buf.data_ptr() in seen: continue
         seen.add(buf.data_ptr()); b["buffers"] += _tensor_bytes(buf); n["buffers"] += buf.numel()
     info = getattr(model, "alignkit", None)
-    if label is None: label = f"{info.name} · {info.quant}{'+dq' if info.double_quant else ''}" if info else type(model).__name__
+    if label is None: label = (f"{info.name} · {info.quant}{'+dq' if info.double_quant else ''}" + (f" · {info.peft}" if getattr(info, 'peft', None) else "")
+                               if info else type(model).__name__)
     return Footprint(label=label, bytes=b, params=n, trainable_params=trainable, total_params=total)
 
 # %% ../nbs/01_models.ipynb #b077154f

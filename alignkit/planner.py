@@ -523,7 +523,7 @@ def check_plan(method:str, model_spec_or_name, trl_args:dict|None=None, *, overr
     quant = None if quant in (None, "auto") else quant
     peft = None
     pc = (spec.get("peft") or {}).get("config")
-    if pc and lora is None:
+    if pc and lora is None and "r" in pc and (spec.get("peft") or {}).get("method", "lora") in ("lora", "dora", "rslora", "pissa", "loraplus"):
         from peft import LoraConfig
         peft = LoraConfig(r=pc["r"], target_modules=pc.get("target_modules"))
     known = _field_defaults(_config_class(method)) if method in METHODS else {}

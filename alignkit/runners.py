@@ -15,12 +15,12 @@ from .core import *
 from ._compat import compact_lm_head, cpu_attention, check as compat_check
 
 # %% auto #0
-__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'SECRET_ARG', 'RUNNERS', 'MARKER', 'LOCK', 'RunConfig', 'model_spec',
-           'rebuild_model', 'trl_config', 'Runner', 'register_runner', 'get_runner', 'all_runners', 'runner_defaults',
-           'runner_config', 'prompt_tokens', 'longest_prompt', 'trainer_callback', 'use_dashboard', 'load_extensions',
-           'trainer_args', 'quiet', 'run_id', 'utf8_name', 'RunDirLock', 'run_dir_busy', 'claim_run_dir', 'Run',
-           'risky_args', 'process_rank', 'start_distributed', 'main_process_first', 'file_backed', 'default_run_dir',
-           'start_run']
+__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'SECRET_ARG', 'PEFT_CLASSES', 'RUNNERS', 'MARKER', 'LOCK', 'RunConfig',
+           'model_spec', 'rebuild_model', 'trl_config', 'Runner', 'register_runner', 'get_runner', 'all_runners',
+           'runner_defaults', 'runner_config', 'prompt_tokens', 'longest_prompt', 'trainer_callback', 'use_dashboard',
+           'load_extensions', 'peft_optimizers', 'trainer_args', 'quiet', 'run_id', 'utf8_name', 'RunDirLock',
+           'run_dir_busy', 'claim_run_dir', 'Run', 'risky_args', 'process_rank', 'start_distributed',
+           'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
@@ -72,21 +72,58 @@ def model_spec(model) -> dict:
     if info is None: return {}
     spec = dict(name=info.name, quant=info.quant, seed=info.seed, task=info.task, double_quant=info.double_quant)
     pc = getattr(model, "peft_config", None)
-    if pc: spec["lora"] = {k: (sorted(v) if isinstance(v, set) else v) for k, v in pc["default"].to_dict().items()}
+    if pc:
+        from alignkit.models import peft_method
+        cfg = pc["default"]
+        spec["peft"] = dict(method=getattr(info, "peft", None) or peft_method(cfg), config_class=type(cfg).__name__,
+                            config={k: (sorted(v) if isinstance(v, set) else v) for k, v in cfg.to_dict().items()})
+        if getattr(info, "loraplus_lr_ratio", None): spec["peft"]["loraplus_lr_ratio"] = info.loraplus_lr_ratio
     return spec
 
+# The PEFT config classes a run directory may name: a class is looked up in this list, never imported by a name read from disk.
+PEFT_CLASSES = ("LoraConfig", "IA3Config", "PrefixTuningConfig", "PromptTuningConfig", "PromptEncoderConfig")
+_LORA_INITS = (True, False, "gaussian", "pissa", "loftq")
+
+def _peft_config(p) -> tuple:
+    "(PEFT config, LoRA+ ratio or None) from a model spec's 'peft' entry, read from disk: checked, whitelisted classes only."
+    import peft
+    if not isinstance(p, dict) or not isinstance(p.get("config"), dict):
+        raise ConfigError(f"run.json's model 'peft' must be an object with a 'config' object, got {p!r:.200}: pass model= to Run.open.")
+    name, d = p.get("config_class"), p["config"]
+    if name not in PEFT_CLASSES:
+        raise ConfigError(f"run.json's model names PEFT config class {name!r:.80}, which alignkit does not rebuild from a run directory "
+                          f"(it rebuilds {', '.join(PEFT_CLASSES)}): load the model yourself and pass model= to Run.open.")
+    cls = getattr(peft, name)
+    kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k not in ("peft_type", "revision", "base_model_name_or_path")}
+    why = []                                    # settings that would make PEFT import, download or read something named on disk
+    if kw.get("megatron_config") or kw.get("megatron_core") not in (None, "megatron.core"): why.append("megatron_config/megatron_core (imports a module it names)")
+    init = kw.get("init_lora_weights", True)
+    if name == "LoraConfig" and not (init in _LORA_INITS or isinstance(init, str) and re.fullmatch(r"pissa_niter_\d+", init)):
+        why.append(f"init_lora_weights={init!r:.40} (alignkit rebuilds {', '.join(map(repr, _LORA_INITS))}, 'pissa_niter_<n>')")
+    if str(kw.get("prompt_tuning_init", "")).upper().endswith("TEXT") or kw.get("tokenizer_name_or_path") or kw.get("tokenizer_kwargs"):
+        why.append("prompt_tuning_init='TEXT' (loads a tokenizer the file names)")
+    if why: raise ConfigError(f"run.json's {name} asks for " + "; ".join(why) + ": load the model yourself and pass model= to Run.open.")
+    try: cfg = cls(**kw)
+    except (TypeError, ValueError) as e: raise ConfigError(f"run.json's {name} is not one PEFT accepts: {e}") from None
+    ratio = p.get("loraplus_lr_ratio")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0 or name != "LoraConfig"):
+        raise ConfigError(f"run.json's model has loraplus_lr_ratio={ratio!r:.40}: it must be a number > 0, with a LoraConfig.")
+    return cfg, ratio
+
 def rebuild_model(spec:dict):
-    "Load a model again from a `model_spec`."
+    "Load a model again from a `model_spec` (its PEFT config rebuilt from `PEFT_CLASSES` only)."
     from alignkit.models import load_model
     if not spec: raise ConfigError("this run's model was not loaded with alignkit.load_model, so it cannot be rebuilt: pass model= to Run.open.")
     if not isinstance(spec.get("name"), str) or spec.get("trust_remote_code"):
         raise ConfigError(f"run.json's model {spec!r} is not a model alignkit can rebuild (it needs a 'name'): pass model= to Run.open.")
-    lora = spec.get("lora")
-    if isinstance(lora, dict):
-        from peft import LoraConfig
-        lora = LoraConfig(**{k: v for k, v in lora.items() if k in LoraConfig.__dataclass_fields__ and k not in ("peft_type", "revision")})
+    lora, peft, peft_args = spec.get("lora"), None, None
+    if spec.get("peft") is not None:
+        peft, ratio = _peft_config(spec["peft"])
+        peft_args, lora = ({"loraplus_lr_ratio": ratio} if ratio else None), None
+    elif isinstance(lora, dict):                 # a run directory of alignkit < 0.0.3: LoRA only
+        lora, _ = _peft_config(dict(config_class="LoraConfig", config=lora))
     return load_model(spec["name"], quant=spec.get("quant", "auto"), lora=lora, seed=spec.get("seed"), task=spec.get("task", "causal-lm"),
-                      double_quant=spec.get("double_quant", True))
+                      double_quant=spec.get("double_quant", True), peft=peft, peft_args=peft_args)
 
 # %% ../nbs/30_runners.ipynb #e0cf198e
 def trl_config(config_cls, run_dir, kwargs:dict):
@@ -220,11 +257,27 @@ def load_extensions():
         _EXTENSIONS.append(True)
         _discover("alignkit.extensions")
 
+def peft_optimizers(model, args) -> dict:
+    "`{'optimizers': (LoRA+ optimizer, None)}` for a model loaded with peft='loraplus' (PEFT's create_loraplus_optimizer), else {}."
+    from peft import PrefixTuningConfig
+    cfg = (getattr(model, "peft_config", None) or {}).get("default")
+    if isinstance(cfg, PrefixTuningConfig) and (getattr(args, "gradient_checkpointing", False) or getattr(args, "activation_checkpointing", False)):
+        raise ConfigError("prefix tuning with gradient checkpointing: the prefix enters as past key/values, which transformers drops "
+                          "under checkpointing, so attention masks no longer fit. Leave gradient_checkpointing off, or use peft='prompt'/'ptuning'.")
+    ratio = getattr(getattr(model, "alignkit", None), "loraplus_lr_ratio", None)
+    if not ratio: return {}
+    import torch
+    from peft.optimizers import create_loraplus_optimizer
+    opt = create_loraplus_optimizer(model, torch.optim.AdamW, lr=args.learning_rate, loraplus_lr_ratio=ratio, weight_decay=args.weight_decay,
+                                    betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+    return dict(optimizers=(opt, None))        # the trainer builds its scheduler on it, and restores its state on resume
+
 def trainer_args(run) -> dict:
-    "What every TRL trainer of `run` is built with: model, TRL config, datasets and tokenizer."
-    return dict(model=run.model, args=trl_config(run.runner.classes()[0], run.run_dir, run.config.args),
-                train_dataset=run.train_data.dataset, eval_dataset=None if run.eval_data is None else run.eval_data.dataset,
-                processing_class=run.tokenizer)
+    "What every TRL trainer of `run` is built with: model, TRL config, datasets, tokenizer (and LoRA+'s optimizer)."
+    args = trl_config(run.runner.classes()[0], run.run_dir, run.config.args)
+    return dict(model=run.model, args=args, train_dataset=run.train_data.dataset,
+                eval_dataset=None if run.eval_data is None else run.eval_data.dataset, processing_class=run.tokenizer,
+                **peft_optimizers(run.model, args))
 
 def quiet(trainer):
     "With tqdm off (the dashboard shows progress), transformers adds a printer of every log dict: remove it."

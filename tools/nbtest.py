@@ -21,7 +21,7 @@ from pathlib import Path
 
 # Measured with slow cells, one thread per notebook, 2026-12-01: fp32 (no native bf16, simulated) / bf16 seconds.
 # Only the order matters; a notebook not listed goes after these.
-LONGEST_FIRST = ("31_preference", "32_online", "20_lora", "33_ppo", "21_planner", "54_rl_comparison", "04_data_prep", "45_moe_surgery",
+LONGEST_FIRST = ("31_preference", "32_online", "36_feedback", "20_lora", "22_peft", "33_ppo", "21_planner", "54_rl_comparison", "04_data_prep", "45_moe_surgery",
                  "53_rl_sb3", "25_judges", "35_rollouts", "01_models")   # 697/392, 328/277, 300/222, 162/160, 87/–, –/85, 80/–, 71/–, –/71, 69–119/–, 54/54
 
 
