@@ -71,3 +71,17 @@ def test_bad_rows_raise_config_error_naming_the_row(rows, match):
 
 def test_template_needs_its_placeholders():
     with pytest.raises(ConfigError, match="second"): ak.judge(lambda ts: ["A"] * len(ts), PAIRS, template="{prompt} {first}")
+
+def test_judge_reward_drives_a_grpo_run(tiny, tmp_path):
+    "Direct RLAIF: the judge's score is GRPO's reward, logged under its name, and each completion is judged once per text."
+    model, _ = tiny
+    judge_model, _ = ak.load_model("tiny-llama", seed=1, quant="fp32")        # a separate judge: the policy trains, the judge does not
+    jr = ak.judge_reward(judge_model, batch_size=8)
+    prompts = [{"prompt": [{"role": "user", "content": f"Say a number near {i}."}]} for i in range(8)]
+    run = ak.grpo(model, prompts, rewards=[jr], lora=0, output_dir=tmp_path/"g", background=False, max_steps=2,
+                  max_completion_length=6, save_steps=1000, disable_tqdm=True)
+    assert run.status == "finished"
+    m = run.metrics
+    col = [c for c in m.columns if "judge_reward" in c and "std" not in c]
+    assert col and m[col[0]].dropna().between(1, 9).all(), list(m.columns)
+    assert jr.calls == len(jr.cache) > 0                                 # every judged text once, however often it was scored
