@@ -135,11 +135,13 @@ def rlaif(policy, prompts, *, judge=None, tokenizer=None, judge_tokenizer=None, 
             a, b = samples[i][n], samples[j][n]
             if a and b and a != b: items.append(dict(prompt=p, a=a, b=b)); where.append((n, i, j))
     jrows = run_judge(jm, items, tokenizer=jt, batch_size=batch_size).rows if items else []
+    judged = {}                                   # prompt index → [((i, j), judged row)]
+    for (n, i, j), jr in zip(where, jrows): judged.setdefault(n, []).append(((i, j), jr))
     rows = []
     for n, p in enumerate(prompts):
         answers = [samples[j][n] for j in range(k)]
-        mine = [(w, jr) for w, jr in zip(where, jrows) if w[0] == n]
-        score, hi, lo = _best_and_worst(answers, [jr for _, jr in mine], [(i, j) for (_, i, j), _ in mine])
+        mine = judged.get(n, [])
+        score, hi, lo = _best_and_worst(answers, [jr for _, jr in mine], [ij for ij, _ in mine])
         row = dict(prompt=p, answers=answers, scores=score, chosen=answers[hi] if hi is not None else "",
                    rejected=answers[lo] if lo is not None else "", margin=(score[hi] - score[lo]) if hi is not None else 0.0)
         why = ("all samples the same or empty" if not mine else "judge unreadable" if hi is None else
