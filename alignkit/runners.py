@@ -15,12 +15,13 @@ from .core import *
 from ._compat import compact_lm_head, cpu_attention, check as compat_check
 
 # %% auto #0
-__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'SECRET_ARG', 'PEFT_CLASSES', 'RUNNERS', 'MARKER', 'LOCK', 'RunConfig',
-           'model_spec', 'rebuild_model', 'trl_config', 'Runner', 'register_runner', 'get_runner', 'all_runners',
-           'runner_defaults', 'runner_config', 'prompt_tokens', 'longest_prompt', 'trainer_callback', 'use_dashboard',
-           'load_extensions', 'peft_optimizers', 'trainer_args', 'quiet', 'run_id', 'utf8_name', 'RunDirLock',
-           'run_dir_busy', 'claim_run_dir', 'Run', 'risky_args', 'process_rank', 'start_distributed',
-           'main_process_first', 'file_backed', 'default_run_dir', 'start_run']
+__all__ = ['RUN_FILE', 'DATA_FILE', 'EVAL_FILE', 'SECRET_ARG', 'PEFT_CLASSES', 'RUNNERS', 'MARKER', 'LOCK', 'DEFAULT_PROBE_EVERY',
+           'RunConfig', 'model_spec', 'rebuild_model', 'trl_config', 'Runner', 'register_runner', 'get_runner',
+           'all_runners', 'runner_defaults', 'runner_config', 'prompt_tokens', 'longest_prompt', 'trainer_callback',
+           'use_dashboard', 'load_extensions', 'peft_optimizers', 'trainer_args', 'quiet', 'run_id', 'utf8_name',
+           'RunDirLock', 'run_dir_busy', 'claim_run_dir', 'Run', 'risky_args', 'process_rank', 'start_distributed',
+           'main_process_first', 'file_backed', 'default_run_dir', 'probe_texts', 'probe_settings', 'ewc_settings',
+           'start_run']
 
 # %% ../nbs/30_runners.ipynb #239a6965
 RUN_FILE, DATA_FILE, EVAL_FILE = "run.json", "train.jsonl", "eval.jsonl"
@@ -36,6 +37,8 @@ class RunConfig:
     data_kind: str = ""
     rewards: list = field(default_factory=list)   # reward specs (alignkit.rewards.reward_spec) of GRPO, RLOO, PPO
     options: dict = field(default_factory=dict)   # the runner's own options, by the names its `Runner.options` declares
+    probe: dict = field(default_factory=dict)     # the forgetting meter's settings (`probe_settings`); {}: no probe
+    ewc: dict = field(default_factory=dict)       # the EWC penalty's settings (`ewc_settings`); {}: none
 
     def save(self, run_dir):
         "Write `run.json` at once (temp file + rename), without secrets: a `hub_token` stays in this process's memory only."
@@ -58,7 +61,7 @@ class RunConfig:
         if bad: raise ConfigError(f"{p}: unknown field(s) {bad}; a run config has {sorted(known)}.")
         missing = [k for k in ("kind", "model", "args") if k not in d]
         if missing: raise ConfigError(f"{p}: missing field(s) {missing}.")
-        types = dict(kind=str, model=dict, args=dict, data_kind=str, rewards=list, options=dict)
+        types = dict(kind=str, model=dict, args=dict, data_kind=str, rewards=list, options=dict, probe=dict, ewc=dict)
         wrong = [f"{k} is a {type(d[k]).__name__}, not a {t.__name__}" for k, t in types.items() if k in d and not isinstance(d[k], t)]
         wrong += [f"rewards[{i}] is not an object with a 'kind'" for i, s in enumerate(d.get("rewards", []))
                   if not (isinstance(s, dict) and isinstance(s.get("kind"), str))]
@@ -244,7 +247,7 @@ _CALLBACKS, _VIEW, _EXTENSIONS = {}, [], []
 
 def trainer_callback(make:Callable) -> Callable:
     "Register `make(run) -> callback or None`: every run adds what it returns to its trainer (once per function name)."
-    _CALLBACKS[f"{make.__module__}.{make.__qualname__}"] = make
+    _CALLBACKS[make.__qualname__] = make      # by name: a lesson that redefines one replaces it
     return make
 
 def use_dashboard(view:Callable):
@@ -290,7 +293,7 @@ try: import fcntl
 except ImportError: fcntl = None           # Windows: no advisory locks, a run directory is then not locked
 
 MARKER, LOCK = ".alignkit-run", ".alignkit-lock"
-_OWNED = re.compile(r"run\.json|train\.jsonl|eval\.jsonl|log\.jsonl|README\.md|datasets|final|reference|reward_models"
+_OWNED = re.compile(r"run\.json|train\.jsonl|eval\.jsonl|log\.jsonl|README\.md|datasets|final|reference|reward_models|teacher|ewc"
                     r"|checkpoint-\d+(\.zip)?|agent\.zip|weights-rank\d+\.sha256|\..+\.tmp")      # the names alignkit (or TRL for it) writes
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
@@ -713,15 +716,78 @@ def _tokenizer_of(model, tokenizer):
         tok = AutoTokenizer.from_pretrained(resolve(str(model)))
     return tok
 
+# %% ../nbs/30_runners.ipynb #dff7fc45
+DEFAULT_PROBE_EVERY = 25        # steps between probes; its cost is measured in `make bench ONLY=forgetting`
+_PROBE_KEYS = dict(texts="general texts whose perplexity and KL to the base are measured", prompts="chat prompts generated from, then vs now",
+                   every="steps between probes", max_length="tokens kept of each text", max_new_tokens="tokens generated per prompt",
+                   batch_size="texts per forward pass")
+
+def probe_texts(name:str="general") -> tuple[list[str], list[str]]:
+    "The bundled probe set `name` (alignkit/probe/<name>.jsonl, README and licence beside it): (texts, prompts)."
+    import importlib.resources
+    p = importlib.resources.files("alignkit")/"probe"/f"{name}.jsonl"
+    rows = [json.loads(l) for l in p.read_text(encoding="utf-8").splitlines() if l.strip()]
+    return [r["text"] for r in rows if "text" in r], [r["prompt"] for r in rows if "prompt" in r]
+
+def _strings(v, what) -> list[str]:
+    if isinstance(v, str) or not isinstance(v, (list, tuple)) or not v or not all(isinstance(t, str) and t.strip() for t in v):
+        raise ConfigError(f"{what} must be a non-empty list of non-empty strings, got {v!r:.120}.")
+    return list(v)
+
+def _whole(v, what, least=1) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < least: raise ConfigError(f"{what} must be a whole number ≥ {least}, got {v!r:.60}.")
+    return v
+
+def probe_settings(probe, task:str="causal-lm") -> dict:
+    """The forgetting meter's settings from a runner's `probe=`: None/False (off), True (the bundled general set every
+    `DEFAULT_PROBE_EVERY` steps), a number of steps, a list of texts, or a dict of `_PROBE_KEYS`. Checked before any weights."""
+    if probe is None or probe is False: return {}
+    if task != "causal-lm": raise ConfigError(f"probe= measures a language model's next-token distribution; a {task} model has none.")
+    texts, prompts = probe_texts()
+    d = dict(texts=texts, prompts=prompts[:2], every=DEFAULT_PROBE_EVERY, max_length=64, max_new_tokens=24, batch_size=8)
+    if probe is True: return d
+    if isinstance(probe, int): return {**d, "every": _whole(probe, "probe (steps between probes)")}
+    if isinstance(probe, (list, tuple)): return {**d, "texts": _strings(probe, "probe (its texts)"), "prompts": []}
+    if not isinstance(probe, dict): raise ConfigError(f"probe= takes True, a number of steps, a list of texts or a dict, got {type(probe).__name__}.")
+    bad = [k for k in probe if k not in _PROBE_KEYS]
+    if bad: raise ConfigError(f"probe has no setting {bad}; its settings: " + "; ".join(f"{k} ({v})" for k, v in _PROBE_KEYS.items()) + ".")
+    out = {**d, **probe}
+    out["texts"] = _strings(out["texts"], "probe['texts']")
+    out["prompts"] = [] if not out["prompts"] else _strings(out["prompts"], "probe['prompts']")
+    for k in ("every", "max_length", "max_new_tokens", "batch_size"): out[k] = _whole(out[k], f"probe[{k!r}]", 2 if k == "max_length" else 1)
+    return out
+
+def ewc_settings(ewc, probe=None, task:str="causal-lm") -> dict:
+    """The EWC penalty's settings from a runner's `ewc=`: None/0 (off), λ (a number > 0; the diagonal Fisher comes from the
+    probe's texts, else the bundled general set), or a dict with `weight` and optionally `texts`, `max_length`, `batch_size`
+    (texts per backward pass; 1, the default, is the exact empirical Fisher)."""
+    if ewc is None or ewc is False or (isinstance(ewc, (int, float)) and not isinstance(ewc, bool) and ewc == 0): return {}
+    if task != "causal-lm": raise ConfigError(f"ewc= needs a language-model loss for its Fisher information; a {task} model has none.")
+    p = probe_settings(probe if probe else True, task)
+    d = dict(texts=p["texts"], max_length=p["max_length"], batch_size=1)     # one text per backward: the empirical Fisher
+    if not isinstance(ewc, dict): ewc = dict(weight=ewc)
+    bad = [k for k in ewc if k not in ("weight", "texts", "max_length", "batch_size")]
+    if bad: raise ConfigError(f"ewc has no setting {bad}; it takes weight (λ), texts, max_length and batch_size.")
+    out = {**d, **ewc}
+    w = out.get("weight")
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+        raise ConfigError(f"ewc's weight λ must be a finite number > 0, got {w!r:.60}.")
+    out["texts"] = _strings(out["texts"], "ewc['texts']")
+    for k in ("max_length", "batch_size"): out[k] = _whole(out[k], f"ewc[{k!r}]", 2 if k == "max_length" else 1)
+    return out
+
+
 # %% ../nbs/30_runners.ipynb #fd688843
 def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, background=None, eval_data=None, lora:int=16,
               quant:str="auto", options:dict|None=None, rewards=None, reward_specs=None, overwrite:bool=False, resume:bool=False,
-              trust:bool=False, preflight:float|bool=True, **trl_args) -> Run:
+              trust:bool=False, preflight:float|bool=True, probe=None, ewc=None, ref_model=None, **trl_args) -> Run:
     """Validate, claim the run directory (main process), load the model if needed, and start training runner `kind`.
     `output_dir` must be new or empty, or hold a run of alignkit's: `overwrite=True` replaces that run (deleting only what
     alignkit wrote), `resume=True` continues it from its last checkpoint (with its own data and arguments; `trust` as in
     `Run.open`) or starts afresh when it has none. `preflight`: the share of rows the length limits may truncate before the
-    run is refused (True: the data lab's default, 5 %; False: no pre-flight); its profile is the log's `preflight` event."""
+    run is refused (True: the data lab's default, 5 %; False: no pre-flight); its profile is the log's `preflight` event.
+    `probe`: the forgetting meter (`probe_settings`: True, every N steps, texts or a dict); `ewc`: the EWC penalty's λ or
+    settings (`ewc_settings`); `ref_model`: a second model the runner uses (distillation's teacher), kept in `run.ref_model`."""
     from alignkit.data import load_data
     r = get_runner(kind)
     options = {k: v for k, v in (options or {}).items() if v is not None}
@@ -734,6 +800,8 @@ def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, backgro
     cfg_obj = trl_config(r.classes()[0], run_dir, args)          # TRL's own checks, before any weights
     _warn_emulated_bf16(cfg_obj)
     if len(train) < 1: raise ConfigError("the training data is empty.")
+    probe, ewc = probe_settings(probe, task=r.task), ewc_settings(ewc, probe, task=r.task)   # before any weights
+    if ewc and kind == "ppo": raise ConfigError("ewc= adds its penalty to a transformers Trainer's loss; alignkit's PPO has its own loop: use it with sft, dpo, grpo and the other TRL runners.")
     tok = _tokenizer_of(model, tokenizer)
     if r.check: r.check(cfg_obj, train, tok, options, rewards)
     from alignkit.data_lab import run_preflight
@@ -757,8 +825,9 @@ def start_run(kind:str, model, data, *, tokenizer=None, output_dir=None, backgro
                 _write_jsonl(train, run_dir/DATA_FILE)
                 if ev is not None: _write_jsonl(ev, run_dir/EVAL_FILE)
                 specs = reward_specs(run_dir) if callable(reward_specs) else list(reward_specs or [])   # may save reward models there
-            cfg = RunConfig(kind=kind, model=model_spec(model), args=args, data_kind=train.kind, rewards=specs, options=options)
-            run = Run(cfg, run_dir, model, tokenizer, train, ev, rewards=rewards, trust=True)   # its config is this call's
+            cfg = RunConfig(kind=kind, model=model_spec(model), args=args, data_kind=train.kind, rewards=specs, options=options,
+                            probe=probe, ewc=ewc)
+            run = Run(cfg, run_dir, model, tokenizer, train, ev, rewards=rewards, ref_model=ref_model, trust=True)   # its config is this call's
             run._lock, run.preflight = lock, profile
             if main and profile is not None: run.log.log_event("preflight", message=profile.message, **profile.summary())
             if r.prepare: r.prepare(run)                              # e.g. DPO records its reference

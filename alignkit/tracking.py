@@ -19,7 +19,7 @@ __all__ = ['LOG_NAME', 'EVENTS', 'STOP_REASONS', 'RunLogError', 'LogReader', 'Ru
 # %% ../nbs/10_tracking.ipynb #88ae1bb4
 LOG_NAME = "log.jsonl"
 # preflight: the data's length profile, before training; diagnosis: a run-doctor finding; change: a setting changed on resume
-EVENTS = ("start", "resume", "stop", "checkpoint", "alarm", "error", "preflight", "diagnosis", "change")
+EVENTS = ("start", "resume", "stop", "checkpoint", "alarm", "error", "preflight", "diagnosis", "change", "probe", "ewc", "distill")
 # why a run stopped, as a `stop` event's machine-readable `reason` (readers compare these, never the message text)
 STOP_REASONS = ("finished", "user", "nan", "error", "target_reached", "interrupted")
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
